@@ -1,0 +1,133 @@
+// Package tokenstore defines the per-user token record the functions keep,
+// and the merge rules every store applies when a new grant arrives.
+// The tokens in a Record are always sealed (see package keyring): a store
+// never sees a plaintext token.
+package tokenstore
+
+import (
+	"errors"
+	"slices"
+	"time"
+
+	"github.com/gmail-oauth-functions/gmail-oauth-functions/internal/keyring"
+)
+
+// ErrNotFound is returned when no record exists for the user.
+var ErrNotFound = errors.New("tokenstore: no token record")
+
+// ErrConflict is returned by a conditional write when the record changed (or
+// was deleted) since it was read.
+var ErrConflict = errors.New("tokenstore: record changed since it was read")
+
+// Status says whether a record's refresh token can still be used.
+type Status string
+
+const (
+	// StatusActive marks a record whose refresh token Google last honoured.
+	StatusActive Status = "active"
+	// StatusDead marks a record whose refresh token Google refused
+	// (invalid_grant): the user must authorize again.
+	StatusDead Status = "dead"
+)
+
+// Record is one user's stored tokens, keyed by the Google account's stable
+// subject identifier (the id_token "sub").
+type Record struct {
+	Sub    string
+	Email  string
+	Scopes []string // scopes the user granted, as Google reported them
+
+	RefreshToken         keyring.Sealed // sealed with the Sub as associated data
+	RefreshTokenIssuedAt time.Time      // when Google issued RefreshToken
+	AccessToken          keyring.Sealed // sealed with the Sub as associated data
+	AccessTokenExpiry    time.Time
+
+	Status      Status
+	GrantedAt   time.Time // the newest grant merged into the record
+	CreatedAt   time.Time
+	UpdatedAt   time.Time
+	RefreshedAt time.Time // last access-token refresh
+
+	// Version identifies the stored revision, for conditional writes. The
+	// store sets it on every read and write; callers only pass it back.
+	Version time.Time
+}
+
+// Usable reports whether the record holds a refresh token Google has not
+// refused.
+func (r *Record) Usable() bool {
+	return r != nil && r.Status != StatusDead && !r.RefreshToken.IsZero()
+}
+
+// HasScope reports whether the user granted scope.
+func (r *Record) HasScope(scope string) bool { return r != nil && slices.Contains(r.Scopes, scope) }
+
+// Grant is what one completed authorization brings: the identity, the
+// granted scopes and the tokens from the code exchange.
+type Grant struct {
+	Sub, Email        string
+	Scopes            []string
+	RefreshToken      keyring.Sealed // zero when Google sent none
+	AccessToken       keyring.Sealed
+	AccessTokenExpiry time.Time
+	IssuedAt          time.Time // when the code exchange answered
+}
+
+// Apply merges g into the stored record cur (nil when there is none) and
+// returns the record to write, or nil when nothing should be written.
+//
+// The rules make concurrent and out-of-order callbacks safe: a refresh token
+// is replaced only by a non-empty one issued no earlier than it, so an empty
+// or older token never overwrites a newer one, and a record without a usable
+// refresh token is never created.
+func (g Grant) Apply(cur *Record, now time.Time) *Record {
+	hasNew := !g.RefreshToken.IsZero()
+	if cur == nil {
+		if !hasNew {
+			return nil
+		}
+		return &Record{
+			Sub: g.Sub, Email: g.Email, Scopes: slices.Clone(g.Scopes),
+			RefreshToken: g.RefreshToken, RefreshTokenIssuedAt: g.IssuedAt,
+			AccessToken: g.AccessToken, AccessTokenExpiry: g.AccessTokenExpiry,
+			Status: StatusActive, GrantedAt: g.IssuedAt, CreatedAt: now, UpdatedAt: now,
+		}
+	}
+	next := *cur
+	next.Scopes = slices.Clone(cur.Scopes)
+	replace := hasNew && (!cur.Usable() || !g.IssuedAt.Before(cur.RefreshTokenIssuedAt))
+	if replace {
+		next.RefreshToken, next.RefreshTokenIssuedAt, next.Status = g.RefreshToken, g.IssuedAt, StatusActive
+	}
+	if !next.Usable() {
+		return nil // a dead record and no new refresh token: nothing worth writing
+	}
+	if !g.IssuedAt.Before(cur.GrantedAt) {
+		next.Email, next.Scopes, next.GrantedAt = g.Email, slices.Clone(g.Scopes), g.IssuedAt
+	}
+	if !g.AccessToken.IsZero() && g.AccessTokenExpiry.After(cur.AccessTokenExpiry) {
+		next.AccessToken, next.AccessTokenExpiry = g.AccessToken, g.AccessTokenExpiry
+	}
+	next.UpdatedAt = now
+	return &next
+}
+
+// AccessUpdate is the write-back after a refresh: the new access token and,
+// when the refresh token was sealed under a retired key, the refresh token
+// sealed again under the primary key.
+type AccessUpdate struct {
+	AccessToken       keyring.Sealed
+	AccessTokenExpiry time.Time
+	RefreshedAt       time.Time
+	RefreshToken      *keyring.Sealed // nil: leave the stored refresh token as it is
+}
+
+// Apply returns cur with u applied.
+func (u AccessUpdate) Apply(cur Record) Record {
+	cur.AccessToken, cur.AccessTokenExpiry = u.AccessToken, u.AccessTokenExpiry
+	cur.RefreshedAt, cur.UpdatedAt = u.RefreshedAt, u.RefreshedAt
+	if u.RefreshToken != nil {
+		cur.RefreshToken = *u.RefreshToken
+	}
+	return cur
+}
