@@ -1,0 +1,84 @@
+package config
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+func env(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
+
+func base() map[string]string {
+	return map[string]string{
+		"GOOGLE_CLOUD_PROJECT": "p",
+		"OAUTH_CLIENT_SECRET":  "projects/p/secrets/client/versions/latest",
+		"TOKEN_KEYS_SECRET":    "projects/p/secrets/keys/versions/3",
+		"OAUTH_REDIRECT_URL":   "https://r-p.cloudfunctions.net/Callback",
+		"AUTHORIZE_URL":        "https://r-p.cloudfunctions.net/Authorize",
+	}
+}
+
+func TestFromEnv_ProductionDefaults(t *testing.T) {
+	c, err := FromEnv(env(base()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Store != StoreFirestore || c.FirestoreCollection != "gmail_tokens" || c.ListAuthMode != AuthSession ||
+		c.Endpoints.TokenURL != GoogleTokenURL || c.SecretTTL != 5*time.Minute || c.GmailScope != GmailReadonly {
+		t.Fatalf("defaults: %+v", c)
+	}
+	if got := c.PublicOrigin(); got != "https://r-p.cloudfunctions.net" {
+		t.Fatalf("PublicOrigin = %q", got)
+	}
+}
+
+func TestFromEnv_ErrorsNameTheVariable(t *testing.T) {
+	tests := []struct {
+		name    string
+		change  map[string]string
+		wantVar string
+	}{
+		{"no client secret", map[string]string{"OAUTH_CLIENT_SECRET": ""}, "OAUTH_CLIENT_SECRET"},
+		{"both client secrets", map[string]string{"OAUTH_CLIENT_SECRET_FILE": "x.json"}, "OAUTH_CLIENT_SECRET"},
+		{"malformed secret name", map[string]string{"TOKEN_KEYS_SECRET": "keys"}, "TOKEN_KEYS_SECRET"},
+		{"no redirect url", map[string]string{"OAUTH_REDIRECT_URL": ""}, "OAUTH_REDIRECT_URL"},
+		{"plain http to a remote host", map[string]string{"GOOGLE_TOKEN_URL": "http://evil.example/token"}, "GOOGLE_TOKEN_URL"},
+		{"relative authorize url", map[string]string{"AUTHORIZE_URL": "/Authorize"}, "AUTHORIZE_URL"},
+		{"unknown store", map[string]string{"TOKEN_STORE": "redis"}, "TOKEN_STORE"},
+		{"firestore without project", map[string]string{"GOOGLE_CLOUD_PROJECT": ""}, "GOOGLE_CLOUD_PROJECT"},
+		{"iam without audience", map[string]string{"LIST_AUTH_MODE": "iam", "IAM_ALLOWED_CALLERS": "a@p.iam.gserviceaccount.com"}, "IAM_AUDIENCE"},
+		{"iam without callers", map[string]string{"LIST_AUTH_MODE": "iam", "IAM_AUDIENCE": "https://x/ListMessages"}, "IAM_ALLOWED_CALLERS"},
+		{"bad duration", map[string]string{"SECRET_TTL": "five"}, "SECRET_TTL"},
+		{"concurrency out of range", map[string]string{"GMAIL_METADATA_CONCURRENCY": "0"}, "GMAIL_METADATA_CONCURRENCY"},
+		{"origin with a path", map[string]string{"ALLOWED_ORIGINS": "https://app.example.com/x"}, "ALLOWED_ORIGINS"},
+		{"bad log level", map[string]string{"LOG_LEVEL": "loud"}, "LOG_LEVEL"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m := base()
+			for k, v := range tt.change {
+				m[k] = v
+			}
+			_, err := FromEnv(env(m))
+			if err == nil || !strings.Contains(err.Error(), tt.wantVar) {
+				t.Fatalf("err = %v, want one naming %s", err, tt.wantVar)
+			}
+		})
+	}
+}
+
+func TestFromEnv_LocalLoopbackHTTPAllowed(t *testing.T) {
+	m := map[string]string{
+		"OAUTH_CLIENT_SECRET_FILE": "c.json", "TOKEN_KEYS_FILE": "k.json", "TOKEN_STORE": "local",
+		"OAUTH_REDIRECT_URL": "http://localhost:8080/Callback", "AUTHORIZE_URL": "http://localhost:8080/Authorize",
+		"GOOGLE_TOKEN_URL": "http://127.0.0.1:8089/token", "LIST_AUTH_MODE": "iam",
+		"IAM_AUDIENCE": "http://localhost:8080/ListMessages", "IAM_ALLOWED_CALLERS": "a@x, b@y",
+	}
+	c, err := FromEnv(env(m))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.IAMAllowedCallers) != 2 || c.IAMAllowedCallers[1] != "b@y" {
+		t.Fatalf("callers %q", c.IAMAllowedCallers)
+	}
+}
