@@ -1,0 +1,60 @@
+package messages
+
+import (
+	"sync"
+	"time"
+
+	"golang.org/x/time/rate"
+)
+
+// quota is this instance's share of each user's Gmail quota: a token bucket
+// per user that refills perMinute units a minute and holds a minute's worth.
+type quota struct {
+	perMinute int
+
+	mu        sync.Mutex
+	users     map[string]*userQuota
+	lastSweep time.Time
+}
+
+// userQuota is one user's bucket.
+type userQuota struct {
+	lim *rate.Limiter
+	// full is when the bucket will be full again if unused: after that
+	// the entry can be dropped without losing anything.
+	full time.Time
+}
+
+func newQuota(perMinute int) *quota {
+	return &quota{perMinute: perMinute, users: make(map[string]*userQuota)}
+}
+
+// reserve takes cost units from user's bucket at now.
+func (q *quota) reserve(user string, cost int, now time.Time) *rate.Reservation {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if now.Sub(q.lastSweep) >= time.Minute {
+		q.sweep(now)
+	}
+	u := q.users[user]
+	if u == nil {
+		u = &userQuota{lim: rate.NewLimiter(rate.Limit(float64(q.perMinute)/60), q.perMinute)}
+		q.users[user] = u
+	}
+	res := u.lim.ReserveN(now, cost)
+	if res.OK() {
+		u.full = now.Add(res.DelayFrom(now) + time.Minute)
+	}
+	return res
+}
+
+// sweep drops the users whose buckets are full again, so that the map
+// holds only the users of about the last two minutes.
+func (q *quota) sweep(now time.Time) {
+	for user, u := range q.users {
+		if !now.Before(u.full) {
+			delete(q.users, user)
+		}
+	}
+	q.lastSweep = now
+}
