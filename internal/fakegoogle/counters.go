@@ -1,0 +1,46 @@
+package fakegoogle
+
+import "maps"
+
+// Counter names, as accepted by Count.
+const (
+	CountAuth         = "auth"          // GET of the authorization endpoint
+	CountConsent      = "consent"       // POST of the consent form
+	CountTokenCode    = "token.code"    // token requests with grant_type=authorization_code
+	CountTokenRefresh = "token.refresh" // token requests with grant_type=refresh_token
+	CountTokenOther   = "token.other"   // token requests with any other or no grant_type
+	CountRevoke       = "revoke"        // revocation requests
+	CountUserinfo     = "userinfo"      // userinfo requests
+	CountGmailList    = "gmail.list"    // users.messages.list requests
+	CountGmailGet     = "gmail.get"     // users.messages.get requests
+)
+
+// count records one request to the endpoint called name.
+func (s *Server) count(name string) {
+	s.mu.Lock()
+	s.counts[name]++
+	s.mu.Unlock()
+}
+
+// Count returns the number of requests the endpoint called name received
+// since the Server was created or ResetCounts was called. Requests answered
+// with an error or an injected fault count too.
+func (s *Server) Count(name string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.counts[name]
+}
+
+// Counts returns a copy of all non-zero counters, by name.
+func (s *Server) Counts() map[string]int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return maps.Clone(s.counts)
+}
+
+// ResetCounts sets every counter to zero.
+func (s *Server) ResetCounts() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	clear(s.counts)
+}

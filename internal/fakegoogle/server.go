@@ -1,0 +1,214 @@
+// Package fakegoogle is an in-process fake of Google's OAuth 2.0 and OpenID
+// Connect endpoints and of the Gmail API's users.messages.list and
+// users.messages.get methods.
+//
+// It answers the way Google does, including the parts that callers get wrong:
+// single-use authorization codes, PKCE, granular consent (a user may untick
+// the Gmail scope), refresh tokens that are only issued on consent, the limit
+// of 100 live refresh tokens per user and client, revocation, expired access
+// tokens, Gmail's error shapes, paging and per-user quota. Test controls let a
+// test revoke a grant, expire tokens, replace a mailbox and inject faults.
+//
+// A Server is an http.Handler. Serve it with httptest (see NewTestServer) or
+// any http.Server, and point the OAuth and Gmail clients at the URLs returned
+// by Endpoints.
+package fakegoogle
+
+import (
+	"crypto/rand"
+	"net/http"
+	"net/http/httptest"
+	"sync"
+	"testing"
+	"time"
+)
+
+// Scopes the fake knows by name.
+const (
+	// GmailReadonlyScope grants read access to Gmail messages.
+	GmailReadonlyScope = "https://www.googleapis.com/auth/gmail.readonly"
+	// EmailScope is the scope Google reports when "email" was requested.
+	EmailScope = "https://www.googleapis.com/auth/userinfo.email"
+	// OpenIDScope asks for an id_token.
+	OpenIDScope = "openid"
+)
+
+// Defaults used when the corresponding Options field is zero.
+const (
+	DefaultClientID        = "fake-client-id.apps.googleusercontent.com"
+	DefaultClientSecret    = "fake-client-secret"
+	DefaultAccessTokenTTL  = time.Hour
+	DefaultCodeTTL         = 5 * time.Minute
+	DefaultMessagesPerUser = 1234
+	DefaultGmailQuota      = 6000
+	// DemoEmail is the user that exists from the start and the default
+	// account on the consent page.
+	DemoEmail = "demo@example.com"
+)
+
+// Options configure a Server. The zero value is usable.
+type Options struct {
+	// ClientID is the only OAuth client the fake knows.
+	// Default DefaultClientID.
+	ClientID string
+	// ClientSecret is the client's secret. Default DefaultClientSecret.
+	ClientSecret string
+	// RedirectURIs are the registered redirect URIs; an exact match is
+	// required, as at Google. If empty, any http://localhost or
+	// http://127.0.0.1 URI (any port and path) is accepted.
+	RedirectURIs []string
+	// AutoApprove makes the authorization endpoint skip the consent page and
+	// approve all requested scopes for the login_hint user (or DemoEmail).
+	AutoApprove bool
+	// Latency is slept before answering every request.
+	Latency time.Duration
+	// Now is the clock. Default time.Now.
+	Now func() time.Time
+	// AccessTokenTTL is the life of an access token. Default one hour, which
+	// Google reports as "expires_in": 3599.
+	AccessTokenTTL time.Duration
+	// CodeTTL is the life of an authorization code. Default five minutes.
+	CodeTTL time.Duration
+	// MessagesPerUser is the size of each seeded demo mailbox. Default 1234,
+	// so that listing everything takes three pages of 500.
+	MessagesPerUser int
+	// GmailQuotaPerMinute is the per-user Gmail quota in units per rolling
+	// minute (list costs 5, get costs 20). Default 6000, as at Google.
+	// A negative value disables the quota.
+	GmailQuotaPerMinute int
+}
+
+// Server is the fake Google. It implements http.Handler and is safe for
+// concurrent use.
+type Server struct {
+	opts    Options
+	mux     *http.ServeMux
+	signer  *signer
+	formKey []byte // authenticates consent form state and Gmail page tokens
+
+	mu          sync.Mutex
+	users       map[string]*user // by normalized email
+	codes       map[string]*authCode
+	codeLog     []string
+	refresh     map[string]*refreshToken
+	access      map[string]*accessToken
+	counts      map[string]int
+	gmailFaults []Fault
+	tokenFaults []tokenFault
+}
+
+// New returns a fake configured by opts, with the demo user already present.
+func New(opts Options) *Server {
+	if opts.ClientID == "" {
+		opts.ClientID = DefaultClientID
+	}
+	if opts.ClientSecret == "" {
+		opts.ClientSecret = DefaultClientSecret
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.AccessTokenTTL <= 0 {
+		opts.AccessTokenTTL = DefaultAccessTokenTTL
+	}
+	if opts.CodeTTL <= 0 {
+		opts.CodeTTL = DefaultCodeTTL
+	}
+	if opts.MessagesPerUser <= 0 {
+		opts.MessagesPerUser = DefaultMessagesPerUser
+	}
+	if opts.GmailQuotaPerMinute == 0 {
+		opts.GmailQuotaPerMinute = DefaultGmailQuota
+	}
+	opts.RedirectURIs = append([]string(nil), opts.RedirectURIs...)
+
+	s := &Server{
+		opts:    opts,
+		signer:  sharedSigner(),
+		formKey: make([]byte, 32),
+		users:   make(map[string]*user),
+		codes:   make(map[string]*authCode),
+		refresh: make(map[string]*refreshToken),
+		access:  make(map[string]*accessToken),
+		counts:  make(map[string]int),
+	}
+	rand.Read(s.formKey) // never fails; see crypto/rand.Read
+	s.userLocked(DemoEmail)
+	s.routes()
+	return s
+}
+
+func (s *Server) routes() {
+	m := http.NewServeMux()
+	m.HandleFunc("GET /{$}", s.handleIndex)
+	m.HandleFunc("/o/oauth2/v2/auth", s.handleAuthorize)
+	m.HandleFunc("/o/oauth2/v2/consent", s.handleConsent)
+	m.HandleFunc("/token", s.handleToken)
+	m.HandleFunc("/revoke", s.handleRevoke)
+	m.HandleFunc("/v1/userinfo", s.handleUserinfo)
+	m.HandleFunc("/oauth2/v3/userinfo", s.handleUserinfo)
+	m.HandleFunc("GET /oauth2/v3/certs", s.handleJWKS)
+	m.HandleFunc("GET /.well-known/openid-configuration", s.handleDiscovery)
+	m.HandleFunc("GET /gmail/v1/users/{userId}/messages", s.handleList)
+	m.HandleFunc("GET /gmail/v1/users/{userId}/messages/{id}", s.handleGet)
+	s.mux = m
+}
+
+// ServeHTTP sleeps Options.Latency, then answers r as Google would.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if d := s.opts.Latency; d > 0 {
+		t := time.NewTimer(d)
+		select {
+		case <-t.C:
+		case <-r.Context().Done():
+			t.Stop()
+			return
+		}
+	}
+	s.mux.ServeHTTP(w, r)
+}
+
+// ClientID returns the OAuth client ID the fake accepts.
+func (s *Server) ClientID() string { return s.opts.ClientID }
+
+// ClientSecret returns the OAuth client secret the fake accepts.
+func (s *Server) ClientSecret() string { return s.opts.ClientSecret }
+
+func (s *Server) now() time.Time { return s.opts.Now() }
+
+// EndpointURLs are the URLs of the fake's endpoints.
+type EndpointURLs struct {
+	// AuthURL is the authorization (consent) endpoint.
+	AuthURL string
+	// TokenURL is the token endpoint.
+	TokenURL string
+	// RevokeURL is the revocation endpoint.
+	RevokeURL string
+	// UserinfoURL is the OpenID Connect userinfo endpoint.
+	UserinfoURL string
+	// GmailEndpoint is the base URL to give the Gmail client through
+	// option.WithEndpoint.
+	GmailEndpoint string
+}
+
+// Endpoints returns the endpoint URLs of a fake served at baseURL, which has
+// no trailing slash.
+func Endpoints(baseURL string) EndpointURLs {
+	return EndpointURLs{
+		AuthURL:       baseURL + "/o/oauth2/v2/auth",
+		TokenURL:      baseURL + "/token",
+		RevokeURL:     baseURL + "/revoke",
+		UserinfoURL:   baseURL + "/v1/userinfo",
+		GmailEndpoint: baseURL + "/",
+	}
+}
+
+// NewTestServer starts an httptest.Server serving a new fake, closes it when
+// the test ends, and returns both.
+func NewTestServer(t testing.TB, opts Options) (*Server, *httptest.Server) {
+	t.Helper()
+	s := New(opts)
+	ts := httptest.NewServer(s)
+	t.Cleanup(ts.Close)
+	return s, ts
+}

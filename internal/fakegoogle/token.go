@@ -1,0 +1,244 @@
+package fakegoogle
+
+import (
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"mime"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+)
+
+// tokenResponse is the token endpoint's answer, fields in Google's order.
+type tokenResponse struct {
+	AccessToken  string `json:"access_token"`
+	ExpiresIn    int    `json:"expires_in"`
+	RefreshToken string `json:"refresh_token,omitempty"`
+	Scope        string `json:"scope"`
+	TokenType    string `json:"token_type"`
+	IDToken      string `json:"id_token,omitempty"`
+}
+
+// tokenFailure is a token endpoint error.
+type tokenFailure struct {
+	status      int
+	code        string
+	description string
+}
+
+func badRequest(code, description string) *tokenFailure {
+	return &tokenFailure{status: http.StatusBadRequest, code: code, description: description}
+}
+
+var (
+	errInvalidClient = &tokenFailure{status: http.StatusUnauthorized, code: "invalid_client", description: "Unauthorized"}
+	errDeadRefresh   = badRequest("invalid_grant", "Token has been expired or revoked.")
+)
+
+// handleToken serves the token endpoint.
+func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", "POST")
+		writeOAuthError(w, http.StatusMethodNotAllowed, "invalid_request", "Method Not Allowed")
+		return
+	}
+	form, parseErr := parseForm(r)
+	grantType := form.Get("grant_type")
+	switch grantType {
+	case "authorization_code":
+		s.count(CountTokenCode)
+	case "refresh_token":
+		s.count(CountTokenRefresh)
+	default:
+		s.count(CountTokenOther)
+	}
+	if f, ok := s.nextTokenFault(); ok {
+		writeTokenFault(w, f)
+		return
+	}
+	resp, fail := s.token(r, form, parseErr)
+	if fail != nil {
+		writeOAuthError(w, fail.status, fail.code, fail.description)
+		return
+	}
+	writeJSON(w, http.StatusOK, resp)
+}
+
+// parseForm reads a form-encoded request body. Google ignores the query.
+func parseForm(r *http.Request) (url.Values, error) {
+	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if err != nil || mt != "application/x-www-form-urlencoded" {
+		return url.Values{}, errBadContentType
+	}
+	if err := r.ParseForm(); err != nil {
+		return url.Values{}, fmt.Errorf("fakegoogle: reading token request: %w", err)
+	}
+	return r.PostForm, nil
+}
+
+// errBadContentType is returned for a token request that is not a form.
+var errBadContentType = errors.New("fakegoogle: token request is not application/x-www-form-urlencoded")
+
+// token validates a token request and answers it.
+func (s *Server) token(r *http.Request, form url.Values, parseErr error) (*tokenResponse, *tokenFailure) {
+	if parseErr != nil {
+		return nil, badRequest("invalid_request", "Bad Request")
+	}
+	for k, vs := range form {
+		if len(vs) > 1 {
+			return nil, badRequest("invalid_request", "Parameter not allowed to repeat: "+k)
+		}
+	}
+	if fail := s.authenticateClient(r, form); fail != nil {
+		return nil, fail
+	}
+	switch gt := form.Get("grant_type"); gt {
+	case "authorization_code":
+		return s.exchangeCode(form)
+	case "refresh_token":
+		return s.refreshAccess(form)
+	case "":
+		return nil, badRequest("invalid_request", "Missing required parameter: grant_type")
+	default:
+		return nil, badRequest("unsupported_grant_type", "Invalid grant_type: "+gt)
+	}
+}
+
+// authenticateClient checks the client credentials, from HTTP Basic auth or
+// the form.
+func (s *Server) authenticateClient(r *http.Request, form url.Values) *tokenFailure {
+	id, secret := form.Get("client_id"), form.Get("client_secret")
+	if user, pass, ok := r.BasicAuth(); ok {
+		// RFC 6749 section 2.3.1: both are form-encoded first.
+		var err1, err2 error
+		id, err1 = url.QueryUnescape(user)
+		secret, err2 = url.QueryUnescape(pass)
+		if err1 != nil || err2 != nil {
+			return errInvalidClient
+		}
+		if fid := form.Get("client_id"); fid != "" && fid != id {
+			return badRequest("invalid_request", "client_id in the body does not match the Authorization header")
+		}
+	}
+	if id == "" {
+		return badRequest("invalid_request", "Could not determine client ID from request.")
+	}
+	idOK := subtle.ConstantTimeCompare([]byte(id), []byte(s.opts.ClientID)) == 1
+	secretOK := subtle.ConstantTimeCompare([]byte(secret), []byte(s.opts.ClientSecret)) == 1
+	if !idOK || !secretOK {
+		return errInvalidClient
+	}
+	return nil
+}
+
+// exchangeCode answers grant_type=authorization_code.
+func (s *Server) exchangeCode(form url.Values) (*tokenResponse, *tokenFailure) {
+	codeValue := form.Get("code")
+	if codeValue == "" {
+		return nil, badRequest("invalid_request", "Missing required parameter: code")
+	}
+	redirectURI := form.Get("redirect_uri")
+	if redirectURI == "" {
+		return nil, badRequest("invalid_request", "Missing required parameter: redirect_uri")
+	}
+
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c, ok := s.codes[codeValue]
+	switch {
+	case !ok || c.clientID != s.opts.ClientID:
+		return nil, badRequest("invalid_grant", "Malformed auth code.")
+	case c.redeemed:
+		return nil, badRequest("invalid_grant", "Bad Request")
+	case !s.now().Before(c.expiry):
+		return nil, badRequest("invalid_grant", "Bad Request")
+	case c.redirectURI != redirectURI:
+		return nil, badRequest("redirect_uri_mismatch", "Bad Request")
+	}
+	if c.challenge != "" {
+		verifier := form.Get("code_verifier")
+		if verifier == "" {
+			return nil, badRequest("invalid_grant", "Missing code verifier.")
+		}
+		if !pkceMatches(c.method, c.challenge, verifier) {
+			return nil, badRequest("invalid_grant", "Invalid code verifier.")
+		}
+	}
+	c.redeemed = true
+
+	u := s.userLocked(c.email)
+	resp := &tokenResponse{Scope: strings.Join(c.scopes, " "), TokenType: "Bearer", ExpiresIn: s.expiresIn()}
+	at := s.issueAccessLocked(u, c.scopes)
+	resp.AccessToken = at.value
+	if c.issueRefresh {
+		resp.RefreshToken = s.issueRefreshLocked(u, c.scopes).value
+	}
+	if scopeSet(c.scopes)[OpenIDScope] {
+		idt, err := s.idToken(u, c.scopes, c.nonce, at.value)
+		if err != nil {
+			return nil, &tokenFailure{status: http.StatusInternalServerError, code: "internal_failure", description: err.Error()}
+		}
+		resp.IDToken = idt
+	}
+	return resp, nil
+}
+
+// refreshAccess answers grant_type=refresh_token. Google never returns a new
+// refresh token here.
+func (s *Server) refreshAccess(form url.Values) (*tokenResponse, *tokenFailure) {
+	value := form.Get("refresh_token")
+	if value == "" {
+		return nil, badRequest("invalid_request", "Missing required parameter: refresh_token")
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	rt, ok := s.refresh[value]
+	now := s.now()
+	if !ok || rt.clientID != s.opts.ClientID || !rt.live(now) {
+		if ok {
+			rt.dead = true
+		}
+		return nil, errDeadRefresh
+	}
+	rt.lastUsed = now
+	u := s.userLocked(rt.email)
+	at := s.issueAccessLocked(u, rt.scopes)
+	resp := &tokenResponse{
+		AccessToken: at.value,
+		ExpiresIn:   s.expiresIn(),
+		Scope:       strings.Join(rt.scopes, " "),
+		TokenType:   "Bearer",
+	}
+	if scopeSet(rt.scopes)[OpenIDScope] {
+		idt, err := s.idToken(u, rt.scopes, "", at.value)
+		if err != nil {
+			return nil, &tokenFailure{status: http.StatusInternalServerError, code: "internal_failure", description: err.Error()}
+		}
+		resp.IDToken = idt
+	}
+	return resp, nil
+}
+
+// expiresIn is the expires_in Google reports for a fresh access token: one
+// second short of its life (3599 for an hour), and at least 1.
+func (s *Server) expiresIn() int {
+	secs := int((s.opts.AccessTokenTTL + time.Second - 1) / time.Second)
+	return max(secs-1, 1)
+}
+
+// pkceMatches reports whether verifier answers challenge (RFC 7636).
+func pkceMatches(method, challenge, verifier string) bool {
+	if !pkceChallenge.MatchString(verifier) {
+		return false
+	}
+	want := verifier
+	if method == "S256" {
+		sum := sha256.Sum256([]byte(verifier))
+		want = base64.RawURLEncoding.EncodeToString(sum[:])
+	}
+	return subtle.ConstantTimeCompare([]byte(want), []byte(challenge)) == 1
+}
