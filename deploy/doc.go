@@ -1,0 +1,5 @@
+// Package deploy holds the deployment scripts (setup.sh, deploy.sh,
+// rotate-keys.sh) and the ignore file of the function upload. It has no code;
+// its tests check the scripts and that README.md shows every gcloud command
+// they run.
+package deploy
