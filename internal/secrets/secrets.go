@@ -20,6 +20,7 @@ type Error struct {
 	Err  error  // the cause; never includes the secret's content
 }
 
+// Error returns "secret NAME: CAUSE".
 func (e *Error) Error() string { return "secret " + e.Name + ": " + e.Err.Error() }
 
 // Unwrap returns the cause.
