@@ -32,6 +32,7 @@ type BadRequestError struct {
 	Err error
 }
 
+// Error returns Google's message with this package's prefix.
 func (e *BadRequestError) Error() string { return "messages: gmail: bad request: " + e.Message }
 
 // Unwrap returns Gmail's error.
@@ -56,6 +57,7 @@ type RetryError struct {
 	Err error
 }
 
+// Error describes the failure and the wait; it carries no token.
 func (e *RetryError) Error() string {
 	what := "gmail unavailable"
 	if e.Status == http.StatusTooManyRequests {

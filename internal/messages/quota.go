@@ -9,6 +9,11 @@ import (
 
 // quota is this instance's share of each user's Gmail quota: a token bucket
 // per user that refills perMinute units a minute and holds a minute's worth.
+//
+// A bucket lets one request spend a whole minute's quota at once, but over
+// any sliding minute it allows up to twice perMinute (a full bucket, then a
+// minute of refill). If Google counts in a sliding window, the excess comes
+// back as 429 and is retried like any rate limit.
 type quota struct {
 	perMinute int
 

@@ -82,6 +82,7 @@ func (r *run) charge(ctx context.Context, cost int) error {
 	now := r.c.now()
 	res := q.reserve(r.user, cost, now)
 	if !res.OK() {
+		// cost is more than a whole minute's quota: it never fits.
 		return &RetryError{Status: http.StatusTooManyRequests, RetryAfter: time.Minute, Err: ErrQuotaExceeded}
 	}
 	wait := res.DelayFrom(now)
