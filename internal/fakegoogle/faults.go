@@ -7,8 +7,8 @@ import (
 
 // Fault is an error the Gmail API answers with instead of serving a request.
 //
-// Status 0 (or negative) is a network failure: the connection is closed
-// without an answer.
+// Status 0 (or negative) is a network failure: the connection breaks in the
+// middle of the answer.
 type Fault struct {
 	// Status is the HTTP status, e.g. 429, 403, 500 or 503.
 	Status int
@@ -42,8 +42,9 @@ func (s *Server) InjectGmailFault(f Fault, n int) {
 }
 
 // InjectTokenFault makes the next n token endpoint requests fail with status
-// and {"error": oauthError}. Status 0 (or negative) closes the connection
-// without an answer, like a network failure. Faults queue up; n <= 0 empties
+// and {"error": oauthError} (default "internal_failure"). Status 0 (or
+// negative) breaks the connection in the middle of the answer, like a network
+// failure. Faults queue up; n <= 0 empties
 // the queue.
 func (s *Server) InjectTokenFault(status int, oauthError string, n int) {
 	s.mu.Lock()
@@ -156,14 +157,19 @@ func reasonMessage(reason string, status int) string {
 	return strings.ToUpper(reason[:1]) + reason[1:]
 }
 
-// dropConnection closes the client's connection without answering.
+// dropConnection fails the exchange like a broken network: the answer
+// starts but the connection closes halfway through the body. Failing after
+// the headers (rather than before them) keeps net/http's client from
+// silently retrying idempotent requests on a reused connection, so every
+// injected fault reaches the caller.
 func dropConnection(w http.ResponseWriter) {
-	rc := http.NewResponseController(w)
-	conn, _, err := rc.Hijack()
+	conn, buf, err := http.NewResponseController(w).Hijack()
 	if err != nil {
 		// Not hijackable (HTTP/2 or a recorder): abort the handler, which
 		// makes net/http reset the stream or close the connection.
 		panic(http.ErrAbortHandler)
 	}
-	conn.Close()
+	defer conn.Close()
+	buf.WriteString("HTTP/1.1 200 OK\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: 4096\r\nConnection: close\r\n\r\n{\"")
+	buf.Flush()
 }

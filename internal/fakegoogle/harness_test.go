@@ -263,3 +263,16 @@ func oauthErr(body map[string]any) (string, string) {
 	d, _ := body["error_description"].(string)
 	return e, d
 }
+
+// tokenFor runs the flow for email with scopes (allScopes if none) and
+// returns the token.
+func (h *harness) tokenFor(t *testing.T, email string, scopes ...string) *oauth2.Token {
+	t.Helper()
+	if len(scopes) == 0 {
+		scopes = allScopes
+	}
+	saved := h.conf.Scopes
+	h.conf.Scopes = scopes
+	defer func() { h.conf.Scopes = saved }()
+	return h.login(t, consent{email: email}, oauth2.SetAuthURLParam("login_hint", email), oauth2.AccessTypeOffline)
+}

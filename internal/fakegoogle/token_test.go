@@ -3,6 +3,7 @@ package fakegoogle
 import (
 	"context"
 	"errors"
+	"io"
 	"net/http"
 	"net/url"
 	"strings"
@@ -130,7 +131,7 @@ func TestCodeExchangeFailures(t *testing.T) {
 
 func TestTokenEndpointAuthenticatesTheClient(t *testing.T) {
 	h := newHarness(t, Options{AutoApprove: true})
-	form := func() url.Values {
+	form := func(t *testing.T) url.Values {
 		return url.Values{"grant_type": {"authorization_code"}, "code": {h.authorize(t, consent{}).Get("code")}, "redirect_uri": {testRedirectURI}}
 	}
 	id, secret := h.fake.ClientID(), h.fake.ClientSecret()
@@ -149,7 +150,7 @@ func TestTokenEndpointAuthenticatesTheClient(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			f := form()
+			f := form(t)
 			for k, v := range tt.body {
 				f[k] = v
 			}
@@ -379,12 +380,22 @@ func TestInjectedTokenFaults(t *testing.T) {
 	h.fake.InjectTokenFault(0, "", 1)
 	req, _ := http.NewRequest(http.MethodPost, h.ts.URL+"/token", strings.NewReader(refreshForm().Encode()))
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	if res, err := http.DefaultClient.Do(req); err == nil {
+	res, err := http.DefaultClient.Do(req)
+	if err == nil {
+		_, err = io.ReadAll(res.Body)
 		res.Body.Close()
-		t.Fatalf("status 0 fault: got an answer (%d), want a network error", res.StatusCode)
 	}
-	if got := h.fake.Count(CountTokenRefresh); got != 5 {
-		t.Errorf("token.refresh count = %d, want 5 (faulted requests count)", got)
+	if err == nil {
+		t.Fatalf("status 0 fault: got a whole answer, want a network error")
+	}
+
+	h.fake.InjectTokenFault(0, "", 1)
+	tok.Expiry = time.Now().Add(-time.Minute)
+	if _, err := h.conf.TokenSource(t.Context(), tok).Token(); err == nil {
+		t.Fatalf("oauth2 refresh through a status 0 fault succeeded")
+	}
+	if got := h.fake.Count(CountTokenRefresh); got != 6 {
+		t.Errorf("token.refresh count = %d, want 6 (faulted requests count)", got)
 	}
 }
 
