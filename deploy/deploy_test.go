@@ -1,0 +1,792 @@
+package deploy
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// need returns the path of tool. When it is missing the test fails under
+// CI=true and otherwise skips, saying so on stderr even without -v.
+func need(t *testing.T, tool, why string) string {
+	t.Helper()
+	p, err := exec.LookPath(tool)
+	if err == nil {
+		return p
+	}
+	if os.Getenv("CI") == "true" {
+		t.Fatalf("%s is not installed and CI=true: %s", tool, why)
+	}
+	msg := fmt.Sprintf("SKIPPED %s: %s is not installed, so %s is not checked (install it, e.g. apt-get install -y %s; under CI=true this fails)", t.Name(), tool, why, tool)
+	fmt.Fprintln(os.Stderr, msg)
+	t.Skip(msg)
+	return ""
+}
+
+// scripts lists the shell scripts of this directory.
+func scripts(t *testing.T) []string {
+	t.Helper()
+	files, err := filepath.Glob("*.sh")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"setup.sh", "deploy.sh", "rotate-keys.sh", "lib.sh"} {
+		if !slices.Contains(files, want) {
+			t.Fatalf("deploy/%s is missing (found %v)", want, files)
+		}
+	}
+	return files
+}
+
+func TestScriptsParse(t *testing.T) {
+	bash := need(t, "bash", "the scripts' syntax")
+	for _, f := range scripts(t) {
+		if out, err := exec.Command(bash, "-n", f).CombinedOutput(); err != nil {
+			t.Errorf("bash -n %s: %v\n%s", f, err, out)
+		}
+	}
+}
+
+func TestScriptsPassShellcheck(t *testing.T) {
+	sc := need(t, "shellcheck", "the scripts' lint")
+	args := append([]string{"-x", "--severity=style"}, scripts(t)...)
+	if out, err := exec.Command(sc, args...).CombinedOutput(); err != nil {
+		t.Errorf("shellcheck %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+}
+
+func TestScriptsAreExecutable(t *testing.T) {
+	for _, f := range scripts(t) {
+		if f == "lib.sh" {
+			continue
+		}
+		fi, err := os.Stat(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fi.Mode()&0o111 == 0 {
+			t.Errorf("%s is not executable (chmod +x deploy/%s)", f, f)
+		}
+	}
+}
+
+// commandWords returns, for each gcloud invocation on the line, the command
+// words after "gcloud" up to the first token that is not a plain lower-case
+// word (a flag, a variable, a quoted or dotted argument, a redirection).
+func commandWords(line string) [][]string {
+	var out [][]string
+	fields := strings.Fields(line)
+	for i, f := range fields {
+		if f != "gcloud" && !strings.HasSuffix(f, "(gcloud") && !strings.HasSuffix(f, "'gcloud") && !strings.HasSuffix(f, "`gcloud") {
+			continue
+		}
+		var words []string
+		for _, w := range fields[i+1:] {
+			if !plainWord.MatchString(w) {
+				break
+			}
+			words = append(words, w)
+		}
+		if len(words) > 0 {
+			out = append(out, words)
+		}
+	}
+	return out
+}
+
+var plainWord = regexp.MustCompile(`^[a-z][a-z0-9-]*$`)
+
+// gcloudCommands returns every "gcloud group ... verb" the scripts run or
+// tell the reader to run, and the scripts it is in.
+func gcloudCommands(t *testing.T) map[string][]string {
+	t.Helper()
+	found := map[string][]string{}
+	for _, f := range scripts(t) {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		text := strings.ReplaceAll(string(b), "\\\n", " ")
+		for _, line := range strings.Split(text, "\n") {
+			if strings.HasPrefix(strings.TrimSpace(line), "#") {
+				continue
+			}
+			for _, words := range commandWords(line) {
+				cmd := "gcloud " + strings.Join(words, " ")
+				if !slices.Contains(found[cmd], f) {
+					found[cmd] = append(found[cmd], f)
+				}
+			}
+		}
+	}
+	if len(found) < 10 {
+		t.Fatalf("found only %d gcloud commands in the scripts (%v): the extraction is broken", len(found), found)
+	}
+	return found
+}
+
+// readmeDeploySection returns README.md's deploy section, whitespace collapsed
+// and shell line continuations joined.
+func readmeDeploySection(t *testing.T) string {
+	t.Helper()
+	b, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatalf("README.md: %v", err)
+	}
+	s := string(b)
+	begin := strings.Index(s, "<!-- deploy:begin -->")
+	end := strings.Index(s, "<!-- deploy:end -->")
+	if begin < 0 || end < begin {
+		t.Fatal("README.md has no <!-- deploy:begin --> ... <!-- deploy:end --> section")
+	}
+	s = strings.ReplaceAll(s[begin:end], "\\\n", " ")
+	return strings.Join(strings.Fields(s), " ")
+}
+
+func TestReadmeShowsEveryGcloudCommand(t *testing.T) {
+	readme := readmeDeploySection(t)
+	for cmd, files := range gcloudCommands(t) {
+		re := regexp.MustCompile(regexp.QuoteMeta(cmd) + `(?:[^a-z0-9-]|$)`)
+		if !re.MatchString(readme) {
+			t.Errorf("README.md's deploy section does not show %q (run by %v)", cmd, files)
+		}
+	}
+}
+
+func TestGcloudCommandExtraction(t *testing.T) {
+	for line, want := range map[string]string{
+		`  run gcloud secrets versions add "$N" --data-file=- --project="$P"`:           "gcloud secrets versions add",
+		`if query gcloud firestore databases describe --database="$D" >/dev/null; then`: "gcloud firestore databases describe",
+		`run gcloud services enable cloudfunctions.googleapis.com`:                      "gcloud services enable",
+		`p=$(gcloud config get-value project 2>/dev/null || true)`:                      "gcloud config get-value project",
+		`die "no project: run 'gcloud config set project ID'"`:                          "gcloud config set project",
+		`printf '%s' "$1" | gcloud secrets versions add "$S" --data-file=-`:             "gcloud secrets versions add",
+		`usage: default: gcloud's configured project`:                                   "",
+	} {
+		got := ""
+		if w := commandWords(line); len(w) > 0 {
+			got = "gcloud " + strings.Join(w[0], " ")
+		}
+		if got != want {
+			t.Errorf("%s\n got %q, want %q", line, got, want)
+		}
+	}
+}
+
+// call is one recorded gcloud invocation.
+type call struct {
+	args  []string
+	stdin string // what was piped in with --data-file=-
+}
+
+func (c call) String() string { return "gcloud " + strings.Join(c.args, " ") }
+
+// is reports whether the call starts with the given command words.
+func (c call) is(words ...string) bool {
+	return len(c.args) >= len(words) && slices.Equal(c.args[:len(words)], words)
+}
+
+// flag returns the value of --name=value, and whether it was given.
+func (c call) flag(name string) (string, bool) {
+	for _, a := range c.args {
+		if a == "--"+name {
+			return "", true
+		}
+		if v, ok := strings.CutPrefix(a, "--"+name+"="); ok {
+			return v, true
+		}
+	}
+	return "", false
+}
+
+func (c call) has(arg string) bool { return slices.Contains(c.args, arg) }
+
+// stubGcloud is a stand-in for gcloud: it records every call and answers the
+// few read-only queries the scripts make. STUB_EXISTS lists what already
+// exists: firestore, secrets, sa, versions.
+const stubGcloud = `#!/usr/bin/env bash
+set -euo pipefail
+{ printf '%s\x1f' "$@"; printf '\n'; } >>"$STUB_DIR/log"
+n=$(wc -l <"$STUB_DIR/log")
+exists() { [[ " ${STUB_EXISTS:-} " == *" $1 "* ]]; }
+flag() { local a; for a in "${@:2}"; do [[ "$a" == "--$1="* ]] && { printf '%s' "${a#*=}"; return; }; done; }
+case "$1 ${2:-} ${3:-}" in
+"config get-value project") echo stub-project ;;
+"firestore databases describe") exists firestore || { echo "NOT_FOUND" >&2; exit 1; } ;;
+"iam service-accounts describe") exists sa || { echo "NOT_FOUND" >&2; exit 1; } ;;
+"secrets describe "*) exists secrets || { echo "NOT_FOUND" >&2; exit 1; } ;;
+"secrets versions list") if exists versions; then echo "projects/1/secrets/$4/versions/1"; fi ;;
+"secrets versions access")
+  f="$STUB_DIR/latest-$(flag secret "$@")"
+  [[ -f "$f" ]] || { echo "NOT_FOUND" >&2; exit 1; }
+  cat "$f" ;;
+"secrets versions add")
+  if [[ " $* " == *" --data-file=- "* ]]; then
+    cat >"$STUB_DIR/stdin-$n"
+    cp "$STUB_DIR/stdin-$n" "$STUB_DIR/latest-$4"
+  fi ;;
+"functions describe "*) echo "https://$(flag region "$@")-$(flag project "$@").cloudfunctions.net/$3" ;;
+esac
+`
+
+// runScript runs deploy/<script> with the stub gcloud first on PATH and returns
+// its calls, its combined output, and its error.
+func runScript(t *testing.T, env []string, script string, args ...string) ([]call, string, error) {
+	t.Helper()
+	bash := need(t, "bash", "the scripts' behaviour")
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "bin")
+	if err := os.Mkdir(bin, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(bin, "gcloud"), []byte(stubGcloud), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{"log"} {
+		if err := os.WriteFile(filepath.Join(dir, f), nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, e := range env {
+		if k, v, ok := strings.Cut(e, "="); ok && strings.HasPrefix(k, "STUB_LATEST_") {
+			name := strings.TrimPrefix(k, "STUB_LATEST_")
+			if err := os.WriteFile(filepath.Join(dir, "latest-"+name), []byte(v), 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	cmd := exec.Command(bash, append([]string{script}, args...)...)
+	cmd.Env = append([]string{
+		"PATH=" + bin + string(os.PathListSeparator) + os.Getenv("PATH"),
+		"HOME=" + dir,
+		"STUB_DIR=" + dir,
+	}, env...)
+	out, err := cmd.CombinedOutput()
+
+	log, rerr := os.ReadFile(filepath.Join(dir, "log"))
+	if rerr != nil {
+		t.Fatal(rerr)
+	}
+	var calls []call
+	for i, line := range strings.Split(strings.TrimSuffix(string(log), "\n"), "\n") {
+		if line == "" {
+			continue
+		}
+		c := call{args: strings.Split(strings.TrimSuffix(line, "\x1f"), "\x1f")}
+		if b, err := os.ReadFile(filepath.Join(dir, fmt.Sprintf("stdin-%d", i+1))); err == nil {
+			c.stdin = string(b)
+		}
+		calls = append(calls, c)
+	}
+	return calls, string(out), err
+}
+
+func find(calls []call, words ...string) []call {
+	var out []call
+	for _, c := range calls {
+		if c.is(words...) {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+func dump(calls []call) string {
+	var b strings.Builder
+	for _, c := range calls {
+		fmt.Fprintf(&b, "  %s\n", c)
+	}
+	return b.String()
+}
+
+// keySet is the key set's JSON form.
+type keySet struct {
+	Primary string            `json:"primary"`
+	Keys    map[string]string `json:"keys"`
+}
+
+func parseKeySet(t *testing.T, s string) keySet {
+	t.Helper()
+	var ks keySet
+	if err := json.Unmarshal([]byte(s), &ks); err != nil {
+		t.Fatalf("key set %q: %v", s, err)
+	}
+	if _, ok := ks.Keys[ks.Primary]; !ok {
+		t.Fatalf("key set %q: the primary %q is not among the keys", s, ks.Primary)
+	}
+	for id, v := range ks.Keys {
+		k, err := base64.StdEncoding.DecodeString(v)
+		if err != nil || len(k) != 32 {
+			t.Fatalf("key set: key %q is not standard base64 of 32 bytes (%d bytes, %v)", id, len(k), err)
+		}
+	}
+	return ks
+}
+
+// noSecretsOnCommandLines fails if a key value appears in any recorded argument.
+func noSecretsOnCommandLines(t *testing.T, calls []call, ks keySet) {
+	t.Helper()
+	for _, c := range calls {
+		for _, v := range ks.Keys {
+			if strings.Contains(c.String(), v) {
+				t.Errorf("a key is on a command line: %s", c)
+			}
+		}
+	}
+}
+
+func TestSetupFromNothing(t *testing.T) {
+	need(t, "openssl", "key set generation")
+	clientSecret := filepath.Join(t.TempDir(), "client_secret.json")
+	if err := os.WriteFile(clientSecret, []byte(`{"web":{"client_id":"x.apps.googleusercontent.com","client_secret":"s"}}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	calls, out, err := runScript(t, nil, "setup.sh", "--project=stub-project", "--region=europe-west1", "--client-secret="+clientSecret)
+	if err != nil {
+		t.Fatalf("setup.sh: %v\n%s", err, out)
+	}
+	checkWithRealGcloud(t, calls)
+	const sa = "serviceAccount:gmail-oauth-fn@stub-project.iam.gserviceaccount.com"
+
+	enable := find(calls, "services", "enable")
+	if len(enable) != 1 {
+		t.Fatalf("want one services enable, got:\n%s", dump(calls))
+	}
+	for _, api := range []string{"cloudfunctions", "run", "cloudbuild", "artifactregistry", "firestore", "secretmanager", "logging", "gmail"} {
+		if !enable[0].has(api + ".googleapis.com") {
+			t.Errorf("%s.googleapis.com is not enabled: %s", api, enable[0])
+		}
+	}
+	if c := find(calls, "firestore", "databases", "create"); len(c) != 1 || !c[0].has("--type=firestore-native") || !c[0].has("--location=europe-west1") || !c[0].has("--database=(default)") {
+		t.Errorf("want one native-mode Firestore database created in europe-west1, got:\n%s", dump(c))
+	}
+	for _, s := range []string{"gmail-oauth-client", "gmail-oauth-token-keys"} {
+		if c := find(calls, "secrets", "create", s); len(c) != 1 || !c[0].has("--replication-policy=automatic") {
+			t.Errorf("secret %s not created once: %s", s, dump(c))
+		}
+		if c := find(calls, "secrets", "add-iam-policy-binding", s); len(c) != 1 || !c[0].has("--role=roles/secretmanager.secretAccessor") || !c[0].has("--member="+sa) {
+			t.Errorf("want secretAccessor for the service account on secret %s only, got:\n%s", s, dump(c))
+		}
+	}
+	if c := find(calls, "secrets", "versions", "add", "gmail-oauth-client"); len(c) != 1 || !c[0].has("--data-file="+clientSecret) {
+		t.Errorf("client secret not added from the file: %s", dump(c))
+	}
+	keys := find(calls, "secrets", "versions", "add", "gmail-oauth-token-keys")
+	if len(keys) != 1 || !keys[0].has("--data-file=-") {
+		t.Fatalf("want the generated key set piped to one new version, got:\n%s", dump(keys))
+	}
+	noSecretsOnCommandLines(t, calls, parseKeySet(t, keys[0].stdin))
+
+	if c := find(calls, "iam", "service-accounts", "create", "gmail-oauth-fn"); len(c) != 1 {
+		t.Errorf("service account not created: %s", dump(calls))
+	}
+	projectRoles := find(calls, "projects", "add-iam-policy-binding")
+	if len(projectRoles) != 1 || !projectRoles[0].has("--role=roles/datastore.user") || !projectRoles[0].has("--member="+sa) || !projectRoles[0].has("stub-project") {
+		t.Errorf("least privilege: the only project-level grant must be roles/datastore.user to the service account, got:\n%s", dump(projectRoles))
+	}
+}
+
+func TestSetupAgainChangesNothing(t *testing.T) {
+	calls, out, err := runScript(t, []string{"STUB_EXISTS=firestore secrets sa versions"}, "setup.sh", "--project=stub-project")
+	if err != nil {
+		t.Fatalf("setup.sh: %v\n%s", err, out)
+	}
+	for _, c := range calls {
+		if c.is("firestore", "databases", "create") || c.is("secrets", "create") || c.is("secrets", "versions", "add") || c.is("iam", "service-accounts", "create") {
+			t.Errorf("second run re-created something: %s", c)
+		}
+	}
+	if len(find(calls, "secrets", "add-iam-policy-binding")) != 2 {
+		t.Errorf("bindings are not re-asserted:\n%s", dump(calls))
+	}
+}
+
+func TestSetupDeployer(t *testing.T) {
+	const deployer = "serviceAccount:123-compute@developer.gserviceaccount.com"
+	calls, out, err := runScript(t, []string{"STUB_EXISTS=firestore secrets sa versions"}, "setup.sh", "--project=stub-project", "--deployer", deployer)
+	if err != nil {
+		t.Fatalf("setup.sh: %v\n%s", err, out)
+	}
+	checkWithRealGcloud(t, calls)
+	var roles []string
+	for _, c := range find(calls, "projects", "add-iam-policy-binding") {
+		if c.has("--member=" + deployer) {
+			r, _ := c.flag("role")
+			roles = append(roles, r)
+		}
+	}
+	slices.Sort(roles)
+	if !slices.Equal(roles, []string{"roles/cloudfunctions.developer", "roles/run.admin"}) {
+		t.Errorf("deployer project roles = %v", roles)
+	}
+	if c := find(calls, "iam", "service-accounts", "add-iam-policy-binding", "gmail-oauth-fn@stub-project.iam.gserviceaccount.com"); len(c) != 1 || !c[0].has("--role=roles/iam.serviceAccountUser") {
+		t.Errorf("deployer must be able to act as the runtime service account only: %s", dump(calls))
+	}
+}
+
+// envVars parses a --set-env-vars value, honouring gcloud's ^DELIM^ prefix.
+func envVars(t *testing.T, v string) map[string]string {
+	t.Helper()
+	sep := ","
+	if strings.HasPrefix(v, "^") {
+		i := strings.Index(v[1:], "^")
+		if i < 1 {
+			t.Fatalf("bad delimiter prefix in %q", v)
+		}
+		sep, v = v[1:i+1], v[i+2:]
+	}
+	m := map[string]string{}
+	for _, kv := range strings.Split(v, sep) {
+		k, val, ok := strings.Cut(kv, "=")
+		if !ok {
+			t.Fatalf("env var %q has no =", kv)
+		}
+		m[k] = val
+	}
+	return m
+}
+
+func deploys(t *testing.T, calls []call) map[string]call {
+	t.Helper()
+	out := map[string]call{}
+	for _, c := range find(calls, "functions", "deploy") {
+		ep, _ := c.flag("entry-point")
+		if _, dup := out[ep]; dup {
+			t.Errorf("%s deployed twice", ep)
+		}
+		out[ep] = c
+	}
+	return out
+}
+
+// configNames is every setting internal/config reads, or nil if it is absent.
+func configNames(t *testing.T) []string {
+	b, err := os.ReadFile("../internal/config/config.go")
+	if err != nil {
+		t.Logf("internal/config/config.go not readable (%v): not cross-checking the setting names", err)
+		return nil
+	}
+	var names []string
+	for _, m := range regexp.MustCompile(`"([A-Z][A-Z0-9_]+)"`).FindAllStringSubmatch(string(b), -1) {
+		names = append(names, m[1])
+	}
+	return names
+}
+
+func checkDeploy(t *testing.T, calls []call, wantAuth string, urlBase string) map[string]map[string]string {
+	t.Helper()
+	d := deploys(t, calls)
+	root, err := filepath.Abs("..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	names := map[string]string{"Authorize": "gmail-authorize", "Callback": "gmail-callback", "ListMessages": "gmail-list-messages", "Disconnect": "gmail-disconnect"}
+	known := configNames(t)
+	envs := map[string]map[string]string{}
+	for ep, name := range names {
+		c, ok := d[ep]
+		if !ok {
+			t.Errorf("%s not deployed:\n%s", ep, dump(calls))
+			continue
+		}
+		if c.args[2] != name {
+			t.Errorf("%s deployed as %q, want %q", ep, c.args[2], name)
+		}
+		for _, want := range []string{"--gen2", "--trigger-http", "--runtime=go126", "--region=us-central1", "--project=stub-project",
+			"--service-account=gmail-oauth-fn@stub-project.iam.gserviceaccount.com", "--memory=256Mi", "--timeout=60s", "--max-instances=10",
+			"--source=" + root, "--ignore-file=deploy/functions.gcloudignore", "--quiet"} {
+			if !c.has(want) {
+				t.Errorf("%s: missing %s in\n  %s", ep, want, c)
+			}
+		}
+		// --ignore-file is relative to --source.
+		if _, err := os.Stat(filepath.Join(root, "deploy/functions.gcloudignore")); err != nil {
+			t.Errorf("the ignore file: %v", err)
+		}
+		access := "--allow-unauthenticated"
+		if ep == "ListMessages" && wantAuth == "iam" {
+			access = "--no-allow-unauthenticated"
+		}
+		if !c.has(access) || (access == "--allow-unauthenticated" && c.has("--no-allow-unauthenticated")) {
+			t.Errorf("%s: want %s in\n  %s", ep, access, c)
+		}
+		v, _ := c.flag("set-env-vars")
+		env := envVars(t, v)
+		envs[ep] = env
+		for k, want := range map[string]string{
+			"GOOGLE_CLOUD_PROJECT": "stub-project",
+			"OAUTH_CLIENT_SECRET":  "projects/stub-project/secrets/gmail-oauth-client/versions/latest",
+			"TOKEN_KEYS_SECRET":    "projects/stub-project/secrets/gmail-oauth-token-keys/versions/latest",
+			"AUTHORIZE_URL":        urlBase + "/gmail-authorize",
+			"OAUTH_REDIRECT_URL":   urlBase + "/gmail-callback",
+			"TOKEN_STORE":          "firestore",
+			"FIRESTORE_DATABASE":   "(default)",
+			"LIST_AUTH_MODE":       wantAuth,
+		} {
+			if env[k] != want {
+				t.Errorf("%s: %s=%q, want %q", ep, k, env[k], want)
+			}
+		}
+		for k := range env {
+			if known != nil && !slices.Contains(known, k) {
+				t.Errorf("%s: %s is set, but internal/config does not read it", ep, k)
+			}
+		}
+	}
+	return envs
+}
+
+func TestDeploySessionMode(t *testing.T) {
+	calls, out, err := runScript(t, nil, "deploy.sh", "--project=stub-project", "--list-auth=session", "--allowed-origins=https://app.example.com,https://admin.example.com")
+	if err != nil {
+		t.Fatalf("deploy.sh: %v\n%s", err, out)
+	}
+	checkWithRealGcloud(t, calls)
+	envs := checkDeploy(t, calls, "session", "https://us-central1-stub-project.cloudfunctions.net")
+	if got := envs["Disconnect"]["ALLOWED_ORIGINS"]; got != "https://app.example.com,https://admin.example.com" {
+		t.Errorf("ALLOWED_ORIGINS=%q: the comma must survive gcloud's list parsing", got)
+	}
+	if c := find(calls, "functions", "add-invoker-policy-binding"); len(c) != 0 {
+		t.Errorf("session mode grants invokers:\n%s", dump(c))
+	}
+}
+
+func TestDeployIAMMode(t *testing.T) {
+	callers := "app@caller-project.iam.gserviceaccount.com, batch@caller-project.iam.gserviceaccount.com"
+	calls, out, err := runScript(t, nil, "deploy.sh", "--project", "stub-project", "--list-auth=iam", "--allowed-callers="+callers)
+	if err != nil {
+		t.Fatalf("deploy.sh: %v\n%s", err, out)
+	}
+	checkWithRealGcloud(t, calls)
+	envs := checkDeploy(t, calls, "iam", "https://us-central1-stub-project.cloudfunctions.net")
+	env := envs["ListMessages"]
+	if env["IAM_AUDIENCE"] != "https://us-central1-stub-project.cloudfunctions.net/gmail-list-messages" {
+		t.Errorf("IAM_AUDIENCE=%q", env["IAM_AUDIENCE"])
+	}
+	if env["IAM_ALLOWED_CALLERS"] != callers {
+		t.Errorf("IAM_ALLOWED_CALLERS=%q", env["IAM_ALLOWED_CALLERS"])
+	}
+	var members []string
+	for _, c := range find(calls, "functions", "add-invoker-policy-binding", "gmail-list-messages") {
+		m, _ := c.flag("member")
+		members = append(members, m)
+	}
+	want := []string{"serviceAccount:app@caller-project.iam.gserviceaccount.com", "serviceAccount:batch@caller-project.iam.gserviceaccount.com"}
+	if !slices.Equal(members, want) {
+		t.Errorf("invokers of ListMessages = %v, want %v", members, want)
+	}
+}
+
+func TestDeployCustomDomainAndOne(t *testing.T) {
+	calls, out, err := runScript(t, nil, "deploy.sh", "--project=stub-project", "--base-url=https://gmail.example.com/", "--only=Callback", "--build-service-account=builder@stub-project.iam.gserviceaccount.com")
+	if err != nil {
+		t.Fatalf("deploy.sh: %v\n%s", err, out)
+	}
+	checkWithRealGcloud(t, calls)
+	d := deploys(t, calls)
+	if len(d) != 1 {
+		t.Fatalf("--only=Callback deployed %d functions:\n%s", len(d), dump(calls))
+	}
+	c := d["Callback"]
+	v, _ := c.flag("set-env-vars")
+	env := envVars(t, v)
+	if env["OAUTH_REDIRECT_URL"] != "https://gmail.example.com/gmail-callback" || env["AUTHORIZE_URL"] != "https://gmail.example.com/gmail-authorize" {
+		t.Errorf("custom domain URLs: %v", env)
+	}
+	if !c.has("--build-service-account=projects/stub-project/serviceAccounts/builder@stub-project.iam.gserviceaccount.com") {
+		t.Errorf("build service account: %s", c)
+	}
+}
+
+func TestDeployRefusesUnsafeSettings(t *testing.T) {
+	for name, args := range map[string][]string{
+		"run.app base URL":     {"--base-url=https://gmail-callback-abc123-uc.a.run.app"},
+		"iam without callers":  {"--list-auth=iam"},
+		"unknown auth mode":    {"--list-auth=cookie"},
+		"unknown entry point":  {"--only=Nope"},
+		"plain http base URL":  {"--base-url=http://example.com"},
+		"flag without a value": {"--region"},
+	} {
+		calls, out, err := runScript(t, nil, "deploy.sh", append([]string{"--project=stub-project"}, args...)...)
+		if err == nil {
+			t.Errorf("%s: deploy.sh succeeded:\n%s", name, out)
+		}
+		if len(find(calls, "functions", "deploy")) != 0 {
+			t.Errorf("%s: deployed anyway", name)
+		}
+	}
+}
+
+func TestDeployDryRunChangesNothing(t *testing.T) {
+	calls, out, err := runScript(t, nil, "deploy.sh", "--project=stub-project", "--dry-run")
+	if err != nil {
+		t.Fatalf("deploy.sh --dry-run: %v\n%s", err, out)
+	}
+	if len(calls) != 0 {
+		t.Errorf("--dry-run ran gcloud:\n%s", dump(calls))
+	}
+	if strings.Count(out, "+ gcloud functions deploy") != 4 {
+		t.Errorf("--dry-run does not print the four deploy commands:\n%s", out)
+	}
+}
+
+const oldKey = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=" // 32 bytes
+
+func TestRotateKeysKeepsOldKeys(t *testing.T) {
+	need(t, "jq", "key rotation")
+	need(t, "openssl", "key rotation")
+	latest := `STUB_LATEST_gmail-oauth-token-keys={"primary":"k1","keys":{"k1":"` + oldKey + `"}}`
+	calls, out, err := runScript(t, []string{latest}, "rotate-keys.sh", "--project=stub-project", "--key-id=k2", "--wait-seconds=0")
+	if err != nil {
+		t.Fatalf("rotate-keys.sh: %v\n%s", err, out)
+	}
+	checkWithRealGcloud(t, calls)
+	adds := find(calls, "secrets", "versions", "add", "gmail-oauth-token-keys")
+	if len(adds) != 2 {
+		t.Fatalf("want two new versions (stage, then promote), got:\n%s", dump(calls))
+	}
+	staged, promoted := parseKeySet(t, adds[0].stdin), parseKeySet(t, adds[1].stdin)
+	if staged.Primary != "k1" || staged.Keys["k1"] != oldKey || staged.Keys["k2"] == "" {
+		t.Errorf("staged key set: %+v: want k2 added, k1 kept and still primary", staged)
+	}
+	if promoted.Primary != "k2" || promoted.Keys["k1"] != oldKey || promoted.Keys["k2"] != staged.Keys["k2"] || len(promoted.Keys) != 2 {
+		t.Errorf("promoted key set: %+v: want k2 primary, k1 kept", promoted)
+	}
+	noSecretsOnCommandLines(t, calls, promoted)
+}
+
+func TestRotateKeysInTwoRuns(t *testing.T) {
+	need(t, "jq", "key rotation")
+	need(t, "openssl", "key rotation")
+	latest := `STUB_LATEST_gmail-oauth-token-keys={"primary":"k1","keys":{"k1":"` + oldKey + `"}}`
+	calls, out, err := runScript(t, []string{latest}, "rotate-keys.sh", "--project=stub-project", "--stage-only")
+	if err != nil {
+		t.Fatalf("rotate-keys.sh --stage-only: %v\n%s", err, out)
+	}
+	adds := find(calls, "secrets", "versions", "add")
+	if len(adds) != 1 || parseKeySet(t, adds[0].stdin).Primary != "k1" || len(parseKeySet(t, adds[0].stdin).Keys) != 2 {
+		t.Fatalf("--stage-only must add one version with the new key, primary unchanged:\n%s", dump(adds))
+	}
+
+	_, out, err = runScript(t, []string{latest}, "rotate-keys.sh", "--project=stub-project", "--promote=k9")
+	if err == nil || !strings.Contains(out, "no key k9") {
+		t.Errorf("promoting a key that is not staged must fail: %v\n%s", err, out)
+	}
+}
+
+// The real gcloud, when installed, must accept every command the scripts ran:
+// it is run with no credentials, so it stops at "no active account" after
+// parsing the arguments, and a wrong flag or command shows as a usage error.
+var realGcloudChecked sync.Map
+
+func checkWithRealGcloud(t *testing.T, calls []call) {
+	t.Helper()
+	gcloud, err := exec.LookPath("gcloud")
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("gcloud is not installed and CI=true: cannot check that gcloud accepts the scripts' commands")
+		}
+		msg := fmt.Sprintf("NOT CHECKED in %s: gcloud is not installed, so the scripts' gcloud commands were not checked against the real gcloud (under CI=true this fails)", t.Name())
+		fmt.Fprintln(os.Stderr, msg)
+		t.Log(msg)
+		return
+	}
+	var todo []call
+	for _, c := range calls {
+		if c.is("config") {
+			continue
+		}
+		if _, done := realGcloudChecked.LoadOrStore(strings.Join(c.args, "\x1f"), true); !done {
+			todo = append(todo, c)
+		}
+	}
+	for _, p := range realGcloudProblems(t, gcloud, todo) {
+		t.Error(p)
+	}
+}
+
+// realGcloudProblems runs each call with the real gcloud, isolated from any
+// credentials and from the network, and describes those it rejects.
+func realGcloudProblems(t *testing.T, gcloud string, calls []call) []string {
+	t.Helper()
+	env := append(os.Environ(),
+		"CLOUDSDK_CONFIG="+t.TempDir(),
+		"CLOUDSDK_CORE_DISABLE_PROMPTS=1",
+		"CLOUDSDK_CORE_CHECK_GCE_METADATA=false", // no metadata-server credentials (Cloud Build, GCE)
+		"CLOUDSDK_COMPONENT_MANAGER_DISABLE_UPDATE_CHECK=1",
+		"CLOUDSDK_CORE_DISABLE_USAGE_REPORTING=true",
+		"CLOUDSDK_PROXY_TYPE=http", // and should anything try the network, a dead proxy
+		"CLOUDSDK_PROXY_ADDRESS=127.0.0.1",
+		"CLOUDSDK_PROXY_PORT=9",
+	)
+	var (
+		mu       sync.Mutex
+		problems []string
+		wg       sync.WaitGroup
+		sem      = make(chan struct{}, 8)
+	)
+	for _, c := range calls {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+			defer cancel()
+			cmd := exec.CommandContext(ctx, gcloud, c.args...)
+			cmd.Env = env
+			cmd.Stdin = bytes.NewReader(nil)
+			out, err := cmd.CombinedOutput()
+			code := 0
+			if ee, ok := err.(*exec.ExitError); ok {
+				code = ee.ExitCode()
+			}
+			s := string(out)
+			var p string
+			switch {
+			case ctx.Err() != nil:
+				p = fmt.Sprintf("real gcloud hung on %s", c)
+			case code == 2 || strings.Contains(s, "unrecognized arguments") || strings.Contains(s, ") argument ") || strings.Contains(s, "Invalid choice"):
+				p = fmt.Sprintf("real gcloud rejects the arguments of\n  %s\n%s", c, s)
+			case err == nil:
+				p = fmt.Sprintf("real gcloud ran %s without credentials: the check is not isolated", c)
+			case !strings.Contains(s, "active account"):
+				t.Logf("real gcloud on %s (exit %d): %s", c, code, s)
+			}
+			if p != "" {
+				mu.Lock()
+				problems = append(problems, p)
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	return problems
+}
+
+func TestRealGcloudCheckCatchesMistakes(t *testing.T) {
+	gcloud, err := exec.LookPath("gcloud")
+	if err != nil {
+		checkWithRealGcloud(t, nil) // reports the missing gcloud the same way
+		return
+	}
+	bad := []call{
+		{args: []string{"secrets", "versions", "add", "s", "--datafile=-", "--project=stub-project"}},
+		{args: []string{"functions", "deploy", "f", "--gen2", "--runtime=go126", "--trigger-https", "--project=stub-project", "--region=us-central1"}},
+		{args: []string{"firestore", "databases", "create", "--location=nam5", "--type=native", "--project=stub-project"}},
+	}
+	if p := realGcloudProblems(t, gcloud, bad); len(p) != len(bad) {
+		t.Errorf("the real-gcloud check caught %d of %d bad commands: %v", len(p), len(bad), p)
+	}
+}
