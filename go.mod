@@ -1,6 +1,6 @@
 module github.com/gmail-oauth-functions/gmail-oauth-functions
 
-go 1.26.8
+go 1.26.0
 
 require (
 	cloud.google.com/go v0.123.0 // indirect
