@@ -83,8 +83,12 @@ func lexQuery(q string) []searchTerm {
 			i++
 			continue
 		}
+		if rs[i] == '-' && (i+1 == len(rs) || unicode.IsSpace(rs[i+1])) {
+			i++ // a lone minus means nothing
+			continue
+		}
 		var t searchTerm
-		if rs[i] == '-' && i+1 < len(rs) && !unicode.IsSpace(rs[i+1]) {
+		if rs[i] == '-' {
 			t.neg = true
 			i++
 		}
