@@ -53,7 +53,10 @@ func TestListAllPagesYieldsEveryMessageOnceNewestFirst(t *testing.T) {
 	svc := h.gmail(t, h.tokenFor(t, DemoEmail).AccessToken)
 
 	var want []string
-	for _, m := range h.fake.mailboxOf(h.fake.userLocked(DemoEmail)).msgs {
+	h.fake.mu.Lock()
+	demo := h.fake.userLocked(DemoEmail)
+	h.fake.mu.Unlock()
+	for _, m := range h.fake.mailboxOf(demo).msgs {
 		if !m.hasLabel("SPAM") && !m.hasLabel("TRASH") {
 			want = append(want, m.ID)
 		}

@@ -135,6 +135,16 @@ func (s *Server) authenticateClient(r *http.Request, form url.Values) *tokenFail
 	return nil
 }
 
+// issued is what a successful token request produced. The id_token is signed
+// from it after the lock is released.
+type issued struct {
+	user         *user
+	scopes       []string
+	nonce        string
+	accessToken  string
+	refreshToken string
+}
+
 // exchangeCode answers grant_type=authorization_code.
 func (s *Server) exchangeCode(form url.Values) (*tokenResponse, *tokenFailure) {
 	codeValue := form.Get("code")
@@ -145,46 +155,40 @@ func (s *Server) exchangeCode(form url.Values) (*tokenResponse, *tokenFailure) {
 	if redirectURI == "" {
 		return nil, badRequest("invalid_request", "Missing required parameter: redirect_uri")
 	}
+	is, fail := s.redeemCode(codeValue, redirectURI, form.Get("code_verifier"))
+	if fail != nil {
+		return nil, fail
+	}
+	return s.tokenResponse(is)
+}
 
+// redeemCode checks a code against the request and burns it.
+func (s *Server) redeemCode(codeValue, redirectURI, verifier string) (issued, *tokenFailure) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	c, ok := s.codes[codeValue]
 	switch {
 	case !ok || c.clientID != s.opts.ClientID:
-		return nil, badRequest("invalid_grant", "Malformed auth code.")
+		return issued{}, badRequest("invalid_grant", "Malformed auth code.")
 	case c.redeemed:
-		return nil, badRequest("invalid_grant", "Bad Request")
+		return issued{}, badRequest("invalid_grant", "Bad Request")
 	case !s.now().Before(c.expiry):
-		return nil, badRequest("invalid_grant", "Bad Request")
+		return issued{}, badRequest("invalid_grant", "Bad Request")
 	case c.redirectURI != redirectURI:
-		return nil, badRequest("redirect_uri_mismatch", "Bad Request")
-	}
-	if c.challenge != "" {
-		verifier := form.Get("code_verifier")
-		if verifier == "" {
-			return nil, badRequest("invalid_grant", "Missing code verifier.")
-		}
-		if !pkceMatches(c.method, c.challenge, verifier) {
-			return nil, badRequest("invalid_grant", "Invalid code verifier.")
-		}
+		return issued{}, badRequest("redirect_uri_mismatch", "Bad Request")
+	case c.challenge != "" && verifier == "":
+		return issued{}, badRequest("invalid_grant", "Missing code verifier.")
+	case c.challenge != "" && !pkceMatches(c.method, c.challenge, verifier):
+		return issued{}, badRequest("invalid_grant", "Invalid code verifier.")
 	}
 	c.redeemed = true
 
 	u := s.userLocked(c.email)
-	resp := &tokenResponse{Scope: strings.Join(c.scopes, " "), TokenType: "Bearer", ExpiresIn: s.expiresIn()}
-	at := s.issueAccessLocked(u, c.scopes)
-	resp.AccessToken = at.value
+	is := issued{user: u, scopes: c.scopes, nonce: c.nonce, accessToken: s.issueAccessLocked(u, c.scopes).value}
 	if c.issueRefresh {
-		resp.RefreshToken = s.issueRefreshLocked(u, c.scopes).value
+		is.refreshToken = s.issueRefreshLocked(u, c.scopes).value
 	}
-	if scopeSet(c.scopes)[OpenIDScope] {
-		idt, err := s.idToken(u, c.scopes, c.nonce, at.value)
-		if err != nil {
-			return nil, &tokenFailure{status: http.StatusInternalServerError, code: "internal_failure", description: err.Error()}
-		}
-		resp.IDToken = idt
-	}
-	return resp, nil
+	return is, nil
 }
 
 // refreshAccess answers grant_type=refresh_token. Google never returns a new
@@ -194,6 +198,15 @@ func (s *Server) refreshAccess(form url.Values) (*tokenResponse, *tokenFailure) 
 	if value == "" {
 		return nil, badRequest("invalid_request", "Missing required parameter: refresh_token")
 	}
+	is, fail := s.useRefreshToken(value)
+	if fail != nil {
+		return nil, fail
+	}
+	return s.tokenResponse(is)
+}
+
+// useRefreshToken issues an access token for a live refresh token.
+func (s *Server) useRefreshToken(value string) (issued, *tokenFailure) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	rt, ok := s.refresh[value]
@@ -202,19 +215,25 @@ func (s *Server) refreshAccess(form url.Values) (*tokenResponse, *tokenFailure) 
 		if ok {
 			rt.dead = true
 		}
-		return nil, errDeadRefresh
+		return issued{}, errDeadRefresh
 	}
 	rt.lastUsed = now
 	u := s.userLocked(rt.email)
-	at := s.issueAccessLocked(u, rt.scopes)
+	return issued{user: u, scopes: rt.scopes, accessToken: s.issueAccessLocked(u, rt.scopes).value}, nil
+}
+
+// tokenResponse builds the answer for is, with an id_token when openid was
+// granted.
+func (s *Server) tokenResponse(is issued) (*tokenResponse, *tokenFailure) {
 	resp := &tokenResponse{
-		AccessToken: at.value,
-		ExpiresIn:   s.expiresIn(),
-		Scope:       strings.Join(rt.scopes, " "),
-		TokenType:   "Bearer",
+		AccessToken:  is.accessToken,
+		ExpiresIn:    s.expiresIn(),
+		RefreshToken: is.refreshToken,
+		Scope:        strings.Join(is.scopes, " "),
+		TokenType:    "Bearer",
 	}
-	if scopeSet(rt.scopes)[OpenIDScope] {
-		idt, err := s.idToken(u, rt.scopes, "", at.value)
+	if scopeSet(is.scopes)[OpenIDScope] {
+		idt, err := s.idToken(is.user, is.scopes, is.nonce, is.accessToken)
 		if err != nil {
 			return nil, &tokenFailure{status: http.StatusInternalServerError, code: "internal_failure", description: err.Error()}
 		}
