@@ -790,3 +790,90 @@ func TestRealGcloudCheckCatchesMistakes(t *testing.T) {
 		t.Errorf("the real-gcloud check caught %d of %d bad commands: %v", len(p), len(bad), p)
 	}
 }
+
+// cloudBuild reads ../cloudbuild.yaml and its substitutions' defaults.
+func cloudBuild(t *testing.T) (string, map[string]string) {
+	t.Helper()
+	b, err := os.ReadFile("../cloudbuild.yaml")
+	if err != nil {
+		t.Fatalf("cloudbuild.yaml: %v", err)
+	}
+	s := string(b)
+	subs := map[string]string{}
+	for _, m := range regexp.MustCompile(`(?m)^  (_[A-Z0-9_]+): *('[^']*'|[^ #\n]*)`).FindAllStringSubmatch(s, -1) {
+		subs[m[1]] = strings.Trim(m[2], "'")
+	}
+	return s, subs
+}
+
+func TestCloudBuildSubstitutions(t *testing.T) {
+	s, subs := cloudBuild(t)
+	for _, k := range []string{"_REGION", "_SERVICE_ACCOUNT", "_LIST_AUTH", "_RUNTIME", "_GO_VERSION"} {
+		if _, ok := subs[k]; !ok {
+			t.Errorf("cloudbuild.yaml: substitution %s has no default", k)
+		}
+	}
+	// Cloud Build expands $NAME and ${NAME} itself: anything else must be $$.
+	for _, m := range regexp.MustCompile(`\$(\$|\{[A-Z0-9_]+\}|[A-Z0-9_]+)`).FindAllStringSubmatch(s, -1) {
+		name := strings.Trim(m[1], "{}")
+		switch {
+		case m[1] == "$":
+		case strings.HasPrefix(name, "_"):
+			if _, ok := subs[name]; !ok {
+				t.Errorf("cloudbuild.yaml uses %s, which has no default", m[0])
+			}
+		case !slices.Contains([]string{"PROJECT_ID", "PROJECT_NUMBER", "BUILD_ID", "LOCATION", "COMMIT_SHA", "SHORT_SHA", "BRANCH_NAME", "TAG_NAME", "REF_NAME", "REPO_NAME", "TRIGGER_NAME"}, name):
+			t.Errorf("cloudbuild.yaml: %s is not a Cloud Build substitution (write $$ for the shell)", m[0])
+		}
+	}
+	b, err := os.ReadFile("deploy.sh")
+	if err != nil {
+		t.Fatal(err)
+	}
+	def := regexp.MustCompile(`RUNTIME="\$\{RUNTIME:-(go1\d+)\}"`).FindSubmatch(b)
+	if def == nil || subs["_RUNTIME"] != string(def[1]) {
+		t.Errorf("cloudbuild.yaml _RUNTIME=%q, deploy.sh's default runtime %q: keep them the same", subs["_RUNTIME"], def)
+	}
+	if want := "1." + strings.TrimPrefix(subs["_RUNTIME"], "go1") + "."; !strings.HasPrefix(subs["_GO_VERSION"], want) {
+		t.Errorf("_GO_VERSION=%s does not match the runtime %s", subs["_GO_VERSION"], subs["_RUNTIME"])
+	}
+	if !strings.Contains(s, "CI=true go test") || !strings.Contains(s, "chromium") || !strings.Contains(s, "shellcheck") {
+		t.Error("the test step must install Chromium and shellcheck and run the tests with CI=true")
+	}
+}
+
+// The deploy steps, run as Cloud Build would run them with the default
+// substitutions, deploy each function once with the settings of a manual deploy.
+func TestCloudBuildDeploySteps(t *testing.T) {
+	s, subs := cloudBuild(t)
+	subs["PROJECT_ID"] = "stub-project"
+	expand := func(a string) string {
+		return regexp.MustCompile(`\$\{?(_?[A-Z0-9_]+)\}?`).ReplaceAllStringFunc(a, func(v string) string {
+			return subs[strings.Trim(v, "${}")]
+		})
+	}
+	steps := regexp.MustCompile(`(?m)^  - id: (deploy-[a-z-]+)\n(?:    .*\n)*?    args: \[(.*)\]\n    waitFor: \['test'\]`).FindAllStringSubmatch(s, -1)
+	if len(steps) != 4 {
+		t.Fatalf("want 4 deploy steps waiting for the tests, found %d", len(steps))
+	}
+	var all []call
+	for _, st := range steps {
+		var args []string
+		for _, a := range strings.Split(st[2], ", ") {
+			args = append(args, expand(strings.Trim(a, "'")))
+		}
+		if args[0] != "deploy/deploy.sh" {
+			t.Fatalf("%s runs %s", st[1], args[0])
+		}
+		// Cloud Build runs in the source root; runScript runs from deploy/.
+		calls, out, err := runScript(t, nil, filepath.Base(args[0]), args[1:]...)
+		if err != nil {
+			t.Fatalf("%s: %v\n%s", st[1], err, out)
+		}
+		if n := len(find(calls, "functions", "deploy")); n != 1 {
+			t.Errorf("%s deploys %d functions", st[1], n)
+		}
+		all = append(all, calls...)
+	}
+	checkDeploy(t, all, "session", "https://us-central1-stub-project.cloudfunctions.net")
+}
