@@ -49,8 +49,9 @@ type Config struct {
 	KeysFile         string // or a local file
 	SecretTTL        time.Duration
 
-	RedirectURL  string // the Callback function's public URL
-	AuthorizeURL string // the Authorize function's public URL
+	RedirectURL     string // the Callback function's public URL
+	AuthorizeURL    string // the Authorize function's public URL
+	ListMessagesURL string // the ListMessages function's public URL
 	GmailScope   string
 
 	Store               string
@@ -82,6 +83,7 @@ var Variables = []struct{ Name, Default, Use string }{
 	{"SECRET_TTL", "5m", "how long a secret is cached before it is read again"},
 	{"OAUTH_REDIRECT_URL", "", "public URL of the Callback function (required)"},
 	{"AUTHORIZE_URL", "", "public URL of the Authorize function (required)"},
+	{"LIST_MESSAGES_URL", "AUTHORIZE_URL's sibling /ListMessages", "public URL of the ListMessages function (links and return paths)"},
 	{"GMAIL_SCOPE", GmailReadonly, "the Gmail scope asked for"},
 	{"TOKEN_STORE", StoreFirestore, "firestore or local"},
 	{"FIRESTORE_DATABASE", "(default)", "Firestore database id"},
@@ -115,6 +117,7 @@ func FromEnv(getenv func(string) string) (Config, error) {
 		SecretTTL:           r.duration("SECRET_TTL", 5*time.Minute),
 		RedirectURL:         r.url("OAUTH_REDIRECT_URL", "", true),
 		AuthorizeURL:        r.url("AUTHORIZE_URL", "", true),
+		ListMessagesURL:     r.url("LIST_MESSAGES_URL", "", false),
 		GmailScope:          r.strOr("GMAIL_SCOPE", GmailReadonly),
 		Store:               r.oneOf("TOKEN_STORE", StoreFirestore, StoreFirestore, StoreLocal),
 		FirestoreDatabase:   r.strOr("FIRESTORE_DATABASE", "(default)"),
@@ -135,6 +138,9 @@ func FromEnv(getenv func(string) string) (Config, error) {
 			UserinfoURL: r.url("GOOGLE_USERINFO_URL", GoogleUserinfoURL, false),
 			Gmail:       r.url("GMAIL_ENDPOINT", GmailEndpoint, false),
 		},
+	}
+	if c.ListMessagesURL == "" && c.AuthorizeURL != "" {
+		c.ListMessagesURL = sibling(c.AuthorizeURL, "ListMessages")
 	}
 	if (c.ClientSecretName == "") == (c.ClientSecretFile == "") {
 		r.fail("OAUTH_CLIENT_SECRET", "set exactly one of OAUTH_CLIENT_SECRET (Secret Manager) or OAUTH_CLIENT_SECRET_FILE")
@@ -175,6 +181,18 @@ func (c Config) PublicOrigin() string {
 		return ""
 	}
 	return u.Scheme + "://" + u.Host
+}
+
+// sibling replaces the last path segment of u with name.
+func sibling(u, name string) string {
+	p, err := url.Parse(u)
+	if err != nil {
+		return ""
+	}
+	i := strings.LastIndex(p.Path, "/")
+	p.Path = p.Path[:i+1] + name
+	p.RawQuery = ""
+	return p.String()
 }
 
 func validSecretName(s string) bool {

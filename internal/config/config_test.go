@@ -27,6 +27,9 @@ func TestFromEnv_ProductionDefaults(t *testing.T) {
 		c.Endpoints.TokenURL != GoogleTokenURL || c.SecretTTL != 5*time.Minute || c.GmailScope != GmailReadonly {
 		t.Fatalf("defaults: %+v", c)
 	}
+	if c.ListMessagesURL != "https://r-p.cloudfunctions.net/ListMessages" {
+		t.Fatalf("ListMessagesURL default %q", c.ListMessagesURL)
+	}
 	if got := c.PublicOrigin(); got != "https://r-p.cloudfunctions.net" {
 		t.Fatalf("PublicOrigin = %q", got)
 	}
