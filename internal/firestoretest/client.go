@@ -1,0 +1,133 @@
+package firestoretest
+
+import (
+	"context"
+	"fmt"
+	"path"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"cloud.google.com/go/firestore"
+	"google.golang.org/api/option"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+)
+
+var projectSeq atomic.Int64
+
+// NewClient returns a Firestore client connected to the emulator, on a
+// project of its own so that tests never see each other's documents, and a
+// counter of the RPCs the client makes. The client is closed when t ends.
+// When the emulator is unavailable, NewClient fails or skips t as Require
+// does.
+func NewClient(ctx context.Context, t testing.TB) (*firestore.Client, *RPCCounter) {
+	t.Helper()
+	h := Require(t)
+	counter := new(RPCCounter)
+	// The client library dials the emulator itself when FIRESTORE_EMULATOR_HOST
+	// is set and then ignores dial options, so the counting connection is
+	// dialled here and handed over whole.
+	conn, err := grpc.NewClient("passthrough:///"+h,
+		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithPerRPCCredentials(ownerCreds{}),
+		grpc.WithChainUnaryInterceptor(counter.unary),
+		grpc.WithChainStreamInterceptor(counter.stream),
+	)
+	if err != nil {
+		t.Fatalf("dial Firestore emulator %s: %v", h, err)
+	}
+	project := ProjectID(t)
+	client, err := firestore.NewClient(ctx, project, option.WithGRPCConn(conn))
+	if err != nil {
+		conn.Close()
+		t.Fatalf("firestore client for emulator project %s: %v", project, err)
+	}
+	t.Cleanup(func() {
+		client.Close()
+		conn.Close()
+	})
+	return client, counter
+}
+
+// ProjectID returns a project id unique within the test binary, derived
+// from t's name so that the emulator's data is easy to attribute.
+func ProjectID(t testing.TB) string {
+	var b strings.Builder
+	for _, r := range strings.ToLower(t.Name()) {
+		switch {
+		case r >= 'a' && r <= 'z', r >= '0' && r <= '9':
+			b.WriteRune(r)
+		default:
+			b.WriteByte('-')
+		}
+	}
+	name := strings.Trim(b.String(), "-")
+	if len(name) > 40 {
+		name = name[len(name)-40:]
+	}
+	return fmt.Sprintf("test-%d-%s", projectSeq.Add(1), strings.Trim(name, "-"))
+}
+
+// ownerCreds authenticates to the emulator as its administrator, as the
+// client library does for FIRESTORE_EMULATOR_HOST.
+type ownerCreds struct{}
+
+func (ownerCreds) GetRequestMetadata(context.Context, ...string) (map[string]string, error) {
+	return map[string]string{"authorization": "Bearer owner"}, nil
+}
+
+func (ownerCreds) RequireTransportSecurity() bool { return false }
+
+// RPCCounter records the Firestore RPCs a client makes, by method name
+// (for example "BatchGetDocuments", "Commit", "BeginTransaction", "RunQuery").
+// It is safe for concurrent use.
+type RPCCounter struct {
+	mu    sync.Mutex
+	calls []string
+}
+
+// Calls returns the methods called since the last Reset, in order.
+func (c *RPCCounter) Calls() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]string(nil), c.calls...)
+}
+
+// Count returns how many times method was called since the last Reset.
+func (c *RPCCounter) Count(method string) int {
+	n := 0
+	for _, m := range c.Calls() {
+		if m == method {
+			n++
+		}
+	}
+	return n
+}
+
+// Total returns how many RPCs were made since the last Reset.
+func (c *RPCCounter) Total() int { return len(c.Calls()) }
+
+// Reset forgets the calls recorded so far.
+func (c *RPCCounter) Reset() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.calls = nil
+}
+
+func (c *RPCCounter) record(fullMethod string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.calls = append(c.calls, path.Base(fullMethod))
+}
+
+func (c *RPCCounter) unary(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
+	c.record(method)
+	return invoker(ctx, method, req, reply, cc, opts...)
+}
+
+func (c *RPCCounter) stream(ctx context.Context, desc *grpc.StreamDesc, cc *grpc.ClientConn, method string, streamer grpc.Streamer, opts ...grpc.CallOption) (grpc.ClientStream, error) {
+	c.record(method)
+	return streamer(ctx, desc, cc, method, opts...)
+}

@@ -1,0 +1,54 @@
+package firestoretest_test
+
+import (
+	"context"
+	"os"
+	"slices"
+	"testing"
+
+	"github.com/gmail-oauth-functions/gmail-oauth-functions/internal/firestoretest"
+)
+
+func TestMain(m *testing.M) { firestoretest.Main(m) }
+
+func TestNewClientSetsEmulatorHost(t *testing.T) {
+	firestoretest.NewClient(context.Background(), t)
+	if os.Getenv(firestoretest.EnvHost) == "" {
+		t.Fatalf("%s is not set after the emulator started", firestoretest.EnvHost)
+	}
+}
+
+func TestRPCCounterCountsByMethod(t *testing.T) {
+	ctx := context.Background()
+	client, rpcs := firestoretest.NewClient(ctx, t)
+	doc := client.Collection("c").Doc("d")
+	if _, err := doc.Set(ctx, map[string]any{"n": 1}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := doc.Get(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := rpcs.Calls(), []string{"Commit", "BatchGetDocuments"}; !slices.Equal(got, want) {
+		t.Errorf("RPCs = %v, want %v", got, want)
+	}
+	if n := rpcs.Count("Commit"); n != 1 {
+		t.Errorf("Count(Commit) = %d, want 1", n)
+	}
+	rpcs.Reset()
+	if n := rpcs.Total(); n != 0 {
+		t.Errorf("Total after Reset = %d, want 0", n)
+	}
+}
+
+func TestClientsAreIsolated(t *testing.T) {
+	ctx := context.Background()
+	a, _ := firestoretest.NewClient(ctx, t)
+	b, _ := firestoretest.NewClient(ctx, t)
+	if _, err := a.Collection("c").Doc("d").Set(ctx, map[string]any{"n": 1}); err != nil {
+		t.Fatal(err)
+	}
+	snap, err := b.Collection("c").Doc("d").Get(ctx)
+	if snap == nil || snap.Exists() {
+		t.Fatalf("a document written by one test's client is visible to another's (err %v)", err)
+	}
+}
