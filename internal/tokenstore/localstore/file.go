@@ -1,0 +1,150 @@
+package localstore
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/gmail-oauth-functions/gmail-oauth-functions/internal/keyring"
+	"github.com/gmail-oauth-functions/gmail-oauth-functions/internal/tokenstore"
+)
+
+// fileFormat is the store file's format version.
+const fileFormat = 1
+
+// fileJSON is the store file: {"format":1,"records":{"<sub>":{...}}}.
+type fileJSON struct {
+	Format  int                    `json:"format"`
+	Records map[string]*recordJSON `json:"records"`
+}
+
+// recordJSON is one record in the file. Field names follow the Firestore
+// documents'. Ciphertexts are base64, as encoding/json writes []byte.
+type recordJSON struct {
+	Email                string      `json:"email"`
+	Scopes               []string    `json:"scopes"`
+	RefreshToken         *sealedJSON `json:"refresh_token,omitempty"`
+	RefreshTokenIssuedAt time.Time   `json:"refresh_token_issued_at"`
+	AccessToken          *sealedJSON `json:"access_token,omitempty"`
+	AccessTokenExpiry    time.Time   `json:"access_token_expiry"`
+	Status               string      `json:"status"`
+	GrantedAt            time.Time   `json:"granted_at"`
+	CreatedAt            time.Time   `json:"created_at"`
+	UpdatedAt            time.Time   `json:"updated_at"`
+	RefreshedAt          time.Time   `json:"refreshed_at"`
+	Version              time.Time   `json:"version"`
+}
+
+type sealedJSON struct {
+	KeyID      string `json:"key_id"`
+	Ciphertext []byte `json:"ciphertext"`
+}
+
+func toSealedJSON(s keyring.Sealed) *sealedJSON {
+	if s.IsZero() {
+		return nil
+	}
+	return &sealedJSON{KeyID: s.KeyID, Ciphertext: s.Ciphertext}
+}
+
+func (s *sealedJSON) sealed() keyring.Sealed {
+	if s == nil {
+		return keyring.Sealed{}
+	}
+	return keyring.Sealed{KeyID: s.KeyID, Ciphertext: s.Ciphertext}
+}
+
+// load reads the store file at path. It returns nil, nil when there is no
+// file (or it is empty), and an error naming the file when it cannot be
+// parsed.
+func load(path string) (map[string]*tokenstore.Record, error) {
+	data, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) || err == nil && len(data) == 0 {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("localstore: read %s: %w", path, err)
+	}
+	var f fileJSON
+	if err := json.Unmarshal(data, &f); err != nil {
+		return nil, fmt.Errorf("localstore: %s is corrupt and was left untouched: %w", path, err)
+	}
+	if f.Format != fileFormat {
+		return nil, fmt.Errorf("localstore: %s has format %d, want %d; it was left untouched", path, f.Format, fileFormat)
+	}
+	recs := make(map[string]*tokenstore.Record, len(f.Records))
+	for sub, r := range f.Records {
+		if r == nil {
+			return nil, fmt.Errorf("localstore: %s is corrupt and was left untouched: record %q is null", path, sub)
+		}
+		recs[sub] = &tokenstore.Record{
+			Sub: sub, Email: r.Email, Scopes: r.Scopes,
+			RefreshToken: r.RefreshToken.sealed(), RefreshTokenIssuedAt: r.RefreshTokenIssuedAt,
+			AccessToken: r.AccessToken.sealed(), AccessTokenExpiry: r.AccessTokenExpiry,
+			Status: tokenstore.Status(r.Status), GrantedAt: r.GrantedAt,
+			CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt, RefreshedAt: r.RefreshedAt,
+			Version: r.Version,
+		}
+	}
+	return recs, nil
+}
+
+// save replaces the store file at path with recs, atomically: it writes a
+// temporary file in the same directory, syncs it, renames it over path and
+// syncs the directory.
+func save(path string, recs map[string]*tokenstore.Record) error {
+	f := fileJSON{Format: fileFormat, Records: make(map[string]*recordJSON, len(recs))}
+	for sub, r := range recs {
+		f.Records[sub] = &recordJSON{
+			Email: r.Email, Scopes: r.Scopes,
+			RefreshToken: toSealedJSON(r.RefreshToken), RefreshTokenIssuedAt: r.RefreshTokenIssuedAt,
+			AccessToken: toSealedJSON(r.AccessToken), AccessTokenExpiry: r.AccessTokenExpiry,
+			Status: string(r.Status), GrantedAt: r.GrantedAt,
+			CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt, RefreshedAt: r.RefreshedAt,
+			Version: r.Version,
+		}
+	}
+	data, err := json.MarshalIndent(f, "", "\t")
+	if err != nil {
+		return fmt.Errorf("localstore: encode %s: %w", path, err)
+	}
+	dir := filepath.Dir(path)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("localstore: create directory for %s: %w", path, err)
+	}
+	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*") // mode 0600
+	if err != nil {
+		return fmt.Errorf("localstore: write %s: %w", path, err)
+	}
+	defer os.Remove(tmp.Name()) // fails harmlessly once renamed
+	_, err = tmp.Write(append(data, '\n'))
+	if err == nil {
+		err = tmp.Sync()
+	}
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp.Name(), path)
+	}
+	if err == nil {
+		err = syncDir(dir)
+	}
+	if err != nil {
+		return fmt.Errorf("localstore: write %s: %w", path, err)
+	}
+	return nil
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
