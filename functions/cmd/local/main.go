@@ -1,0 +1,133 @@
+// Command local runs all the functions on localhost with the Functions
+// Framework. With no settings it needs nothing else: it serves a fake Google
+// (consent page and demo mailbox), keeps tokens in a local file and
+// generates development keys, so the whole flow can be clicked through with
+// no Google account and no network. With real settings (a client secret
+// file or Secret Manager name, and the other variables of the README) it
+// talks to real Google instead.
+//
+//	go run ./functions/cmd/local
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"log"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/GoogleCloudPlatform/functions-framework-go/funcframework"
+
+	_ "github.com/gmail-oauth-functions/gmail-oauth-functions/functions"
+	"github.com/gmail-oauth-functions/gmail-oauth-functions/internal/fakegoogle"
+	"github.com/gmail-oauth-functions/gmail-oauth-functions/internal/keyring"
+)
+
+func main() {
+	port := flag.String("port", envOr("PORT", "8080"), "port for the functions")
+	fakePort := flag.String("fake-google-port", envOr("FAKE_GOOGLE_PORT", "8090"), "port for the fake Google, when it is used")
+	dataDir := flag.String("data", envOr("LOCAL_DATA_DIR", ".local"), "folder for the local token store and dev keys")
+	autoApprove := flag.Bool("auto-approve", os.Getenv("FAKE_GOOGLE_AUTO_APPROVE") == "true", "the fake Google approves without showing its consent page (scripted runs)")
+	flag.Parse()
+	if err := run(*port, *fakePort, *dataDir, *autoApprove); err != nil {
+		log.Fatalf("local: %v", err)
+	}
+}
+
+func run(port, fakePort, dataDir string, autoApprove bool) error {
+	if err := os.MkdirAll(dataDir, 0o700); err != nil {
+		return fmt.Errorf("data folder: %w", err)
+	}
+	base := "http://localhost:" + port
+	real := os.Getenv("OAUTH_CLIENT_SECRET") != "" || os.Getenv("OAUTH_CLIENT_SECRET_FILE") != ""
+	if !real {
+		if err := startFakeGoogle(fakePort, dataDir, base, autoApprove); err != nil {
+			return err
+		}
+	}
+	if os.Getenv("TOKEN_KEYS_SECRET") == "" {
+		keys, err := devKeys(dataDir)
+		if err != nil {
+			return err
+		}
+		setDefault("TOKEN_KEYS_FILE", keys)
+	}
+	if os.Getenv("FIRESTORE_EMULATOR_HOST") != "" {
+		setDefault("TOKEN_STORE", "firestore")
+		setDefault("GOOGLE_CLOUD_PROJECT", "local-project")
+	}
+	setDefault("TOKEN_STORE", "local")
+	setDefault("LOCAL_STORE_PATH", filepath.Join(dataDir, "tokens.json"))
+	setDefault("OAUTH_REDIRECT_URL", base+"/Callback")
+	setDefault("AUTHORIZE_URL", base+"/Authorize")
+
+	fmt.Printf("\nFunctions on %s: /Authorize /Callback /ListMessages /Disconnect\n", base)
+	if !real {
+		fmt.Printf("Google is the local fake on http://localhost:%s (no account, no network needed).\n", fakePort)
+	}
+	fmt.Printf("Open %s/Authorize in a browser to connect the demo mailbox.\n\n", base)
+	if err := funcframework.StartHostPort("localhost", port); err != nil {
+		return fmt.Errorf("functions framework: %w", err)
+	}
+	return nil
+}
+
+// startFakeGoogle serves the fake Google and points every Google setting
+// the user has not set at it.
+func startFakeGoogle(port, dataDir, base string, autoApprove bool) error {
+	ln, err := net.Listen("tcp", "localhost:"+port)
+	if err != nil {
+		return fmt.Errorf("fake Google: %w", err)
+	}
+	fakeURL := "http://localhost:" + port
+	fake := fakegoogle.New(fakegoogle.Options{AutoApprove: autoApprove, RedirectURIs: []string{base + "/Callback"}})
+	srv := &http.Server{Handler: fake, ReadHeaderTimeout: 10 * time.Second}
+	go func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Fatalf("fake Google: %v", err)
+		}
+	}()
+	client := filepath.Join(dataDir, "fake_client_secret.json")
+	if err := os.WriteFile(client, fake.ClientSecretJSON(fakeURL, base+"/Callback"), 0o600); err != nil {
+		return fmt.Errorf("fake client secret: %w", err)
+	}
+	ep := fakegoogle.Endpoints(fakeURL)
+	setDefault("OAUTH_CLIENT_SECRET_FILE", client)
+	setDefault("GOOGLE_AUTH_URL", ep.AuthURL)
+	setDefault("GOOGLE_TOKEN_URL", ep.TokenURL)
+	setDefault("GOOGLE_REVOKE_URL", ep.RevokeURL)
+	setDefault("GOOGLE_USERINFO_URL", ep.UserinfoURL)
+	setDefault("GMAIL_ENDPOINT", ep.GmailEndpoint)
+	return nil
+}
+
+// devKeys returns the development key set file, generating it once so that
+// tokens stored by an earlier run still decrypt.
+func devKeys(dataDir string) (string, error) {
+	path := filepath.Join(dataDir, "dev_keys.json")
+	if _, err := os.Stat(path); err == nil {
+		return path, nil
+	}
+	if err := os.WriteFile(path, keyring.Generate("dev-"+time.Now().UTC().Format("20060102")), 0o600); err != nil {
+		return "", fmt.Errorf("dev keys: %w", err)
+	}
+	return path, nil
+}
+
+func envOr(k, def string) string {
+	if v := strings.TrimSpace(os.Getenv(k)); v != "" {
+		return v
+	}
+	return def
+}
+
+func setDefault(k, v string) {
+	if os.Getenv(k) == "" {
+		os.Setenv(k, v)
+	}
+}
