@@ -44,7 +44,7 @@ func (c *clock) Advance(d time.Duration) {
 // harness is one App over a fake Google and a memory store, with a tiny
 // browser: a cookie jar that follows Set-Cookie.
 type harness struct {
-	t       *testing.T
+	t       testing.TB
 	fake    *fakegoogle.Server
 	fakeURL string
 	store   *localstore.Store
@@ -63,7 +63,7 @@ type harness struct {
 
 type harnessOpt func(*config.Config, *Deps)
 
-func newHarness(t *testing.T, opts ...harnessOpt) *harness {
+func newHarness(t testing.TB, opts ...harnessOpt) *harness {
 	t.Helper()
 	h := &harness{t: t, clock: &clock{t: time.Now()}, logs: &bytes.Buffer{}, jar: map[string]string{}}
 	h.fake = fakegoogle.New(fakegoogle.Options{Now: h.clock.Now, RedirectURIs: []string{base + "/Callback"}})
@@ -251,7 +251,7 @@ func body(resp *http.Response) string {
 	return string(b)
 }
 
-func decode[T any](t *testing.T, resp *http.Response) T {
+func decode[T any](t testing.TB, resp *http.Response) T {
 	t.Helper()
 	var v T
 	b, _ := io.ReadAll(resp.Body)
@@ -275,7 +275,7 @@ func (h *harness) record(email string) *tokenstore.Record {
 }
 
 // wantStatus fails unless resp has status.
-func wantStatus(t *testing.T, resp *http.Response, status int) string {
+func wantStatus(t testing.TB, resp *http.Response, status int) string {
 	t.Helper()
 	b := body(resp)
 	if resp.StatusCode != status {

@@ -15,7 +15,7 @@ import (
 	"github.com/gmail-oauth-functions/gmail-oauth-functions/internal/tokenstore"
 )
 
-func loggedIn(t *testing.T, opts ...harnessOpt) *harness {
+func loggedIn(t testing.TB, opts ...harnessOpt) *harness {
 	t.Helper()
 	h := newHarness(t, opts...)
 	wantStatus(t, h.login(demo), http.StatusOK)
