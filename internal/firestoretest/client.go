@@ -24,6 +24,14 @@ var projectSeq atomic.Int64
 // does.
 func NewClient(ctx context.Context, t testing.TB) (*firestore.Client, *RPCCounter) {
 	t.Helper()
+	return NewProjectClient(ctx, t, ProjectID(t))
+}
+
+// NewProjectClient is NewClient on the given project, for tests that need
+// several clients on the same data (as several instances of a function
+// would be).
+func NewProjectClient(ctx context.Context, t testing.TB, project string) (*firestore.Client, *RPCCounter) {
+	t.Helper()
 	h := Require(t)
 	counter := new(RPCCounter)
 	// The client library dials the emulator itself when FIRESTORE_EMULATOR_HOST
@@ -38,7 +46,6 @@ func NewClient(ctx context.Context, t testing.TB) (*firestore.Client, *RPCCounte
 	if err != nil {
 		t.Fatalf("dial Firestore emulator %s: %v", h, err)
 	}
-	project := ProjectID(t)
 	client, err := firestore.NewClient(ctx, project, option.WithGRPCConn(conn))
 	if err != nil {
 		conn.Close()

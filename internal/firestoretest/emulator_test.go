@@ -52,3 +52,16 @@ func TestClientsAreIsolated(t *testing.T) {
 		t.Fatalf("a document written by one test's client is visible to another's (err %v)", err)
 	}
 }
+
+func TestProjectClientsShareData(t *testing.T) {
+	ctx := context.Background()
+	project := firestoretest.ProjectID(t)
+	a, _ := firestoretest.NewProjectClient(ctx, t, project)
+	b, _ := firestoretest.NewProjectClient(ctx, t, project)
+	if _, err := a.Collection("c").Doc("d").Set(ctx, map[string]any{"n": 1}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Collection("c").Doc("d").Get(ctx); err != nil {
+		t.Fatalf("a document written by one client of a project is not visible to another: %v", err)
+	}
+}

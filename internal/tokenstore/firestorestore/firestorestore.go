@@ -1,0 +1,201 @@
+// Package firestorestore keeps token records in Cloud Firestore: one
+// document per user, named by the user's sub, in one collection.
+//
+// The store handles sealed tokens only (see package keyring): no plaintext
+// token ever reaches Firestore.
+package firestorestore
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"cloud.google.com/go/firestore"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/gmail-oauth-functions/gmail-oauth-functions/internal/tokenstore"
+)
+
+// DefaultCollection is the collection New uses when given none.
+const DefaultCollection = "gmail_tokens"
+
+// txAttempts bounds the attempts of one Update's transaction. Firestore
+// aborts transactions that contend for a document; the client library then
+// retries them with a jittered exponential backoff, naming the aborted
+// transaction so that the server favours the retry.
+const txAttempts = 12
+
+// Store is a token store on Firestore. It is safe for concurrent use.
+type Store struct {
+	client     *firestore.Client
+	collection string
+	locks      keyLocks // one Update at a time per document, in this process
+}
+
+// New returns a store keeping records in client's collection
+// (DefaultCollection when collection is "").
+func New(client *firestore.Client, collection string) *Store {
+	if collection == "" {
+		collection = DefaultCollection
+	}
+	return &Store{client: client, collection: collection}
+}
+
+func (s *Store) doc(sub string) *firestore.DocumentRef {
+	return s.client.Collection(s.collection).Doc(sub)
+}
+
+// Get returns the user's record, or tokenstore.ErrNotFound. It makes one
+// BatchGetDocuments call.
+func (s *Store) Get(ctx context.Context, sub string) (*tokenstore.Record, error) {
+	snap, err := s.doc(sub).Get(ctx)
+	if status.Code(err) == codes.NotFound {
+		return nil, tokenstore.ErrNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("firestore get %s: %w", sub, err)
+	}
+	r, err := fromSnapshot(snap)
+	if err != nil {
+		return nil, fmt.Errorf("firestore get %s: %w", sub, err)
+	}
+	return r, nil
+}
+
+// FindByEmail returns the record with the given email, or
+// tokenstore.ErrNotFound. When several records share the email, it returns
+// the most recently updated usable one, else the most recently updated. It
+// makes one RunQuery call.
+func (s *Store) FindByEmail(ctx context.Context, email string) (*tokenstore.Record, error) {
+	snaps, err := s.client.Collection(s.collection).Where("email", "==", email).Documents(ctx).GetAll()
+	if err != nil {
+		return nil, fmt.Errorf("firestore query by email: %w", err)
+	}
+	var best *tokenstore.Record
+	for _, snap := range snaps {
+		r, err := fromSnapshot(snap)
+		if err != nil {
+			return nil, fmt.Errorf("firestore query by email: %w", err)
+		}
+		if preferred(r, best) {
+			best = r
+		}
+	}
+	if best == nil {
+		return nil, tokenstore.ErrNotFound
+	}
+	return best, nil
+}
+
+// preferred reports whether a should be chosen over b (nil) among records
+// that share an email: usable first, then the most recently updated.
+func preferred(a, b *tokenstore.Record) bool {
+	switch {
+	case b == nil:
+		return true
+	case a.Usable() != b.Usable():
+		return a.Usable()
+	case !a.UpdatedAt.Equal(b.UpdatedAt):
+		return a.UpdatedAt.After(b.UpdatedAt)
+	case !a.Version.Equal(b.Version):
+		return a.Version.After(b.Version)
+	default:
+		return a.Sub < b.Sub
+	}
+}
+
+// Update runs fn in a transaction on the user's record (nil when there is
+// none) and writes the record fn returns, unless it returns nil. fn may run
+// more than once. Update returns the record as stored after the call: nil
+// when there is none. An error from fn is returned wrapped.
+//
+// Concurrent Updates of one user's record through the same Store queue for
+// it rather than contend in Firestore.
+//
+// Uncontended, it makes BeginTransaction, BatchGetDocuments and Commit calls
+// (Rollback instead of Commit when fn fails).
+func (s *Store) Update(ctx context.Context, sub string, fn func(cur *tokenstore.Record) (*tokenstore.Record, error)) (*tokenstore.Record, error) {
+	ref := s.doc(sub)
+	var (
+		out   *tokenstore.Record
+		wrote bool
+		resp  firestore.CommitResponse
+	)
+	body := func(ctx context.Context, tx *firestore.Transaction) error {
+		out, wrote = nil, false
+		var cur *tokenstore.Record
+		snap, err := tx.Get(ref)
+		switch {
+		case status.Code(err) == codes.NotFound:
+		case err != nil:
+			return err
+		default:
+			if cur, err = fromSnapshot(snap); err != nil {
+				return err
+			}
+		}
+		next, err := fn(cur)
+		if err != nil {
+			return err // not retried: RunTransaction retries only aborts
+		}
+		if next == nil {
+			out = cur
+			return nil
+		}
+		d := toDoc(next)
+		out, wrote = fromDoc(sub, d), true
+		return tx.Set(ref, d)
+	}
+	unlock, err := s.locks.lock(ctx, sub)
+	if err != nil {
+		return nil, fmt.Errorf("firestore update %s: %w", sub, err)
+	}
+	err = s.client.RunTransaction(ctx, body, firestore.MaxAttempts(txAttempts), firestore.WithCommitResponseTo(&resp))
+	unlock()
+	if err != nil {
+		return nil, fmt.Errorf("firestore update %s: %w", sub, err)
+	}
+	if wrote {
+		results, err := resp.WriteResults()
+		if err != nil || len(results) != 1 {
+			return nil, fmt.Errorf("firestore update %s: commit returned %d write results: %v", sub, len(results), err)
+		}
+		out.Version = results[0].UpdateTime
+	}
+	return out, nil
+}
+
+// SaveAccess applies u to the user's record in one conditional write, if the
+// stored record's Version still equals version. Otherwise (the record
+// changed, or was deleted) it returns tokenstore.ErrConflict and changes
+// nothing. It makes one Commit call.
+func (s *Store) SaveAccess(ctx context.Context, sub string, version time.Time, u tokenstore.AccessUpdate) error {
+	updates := []firestore.Update{
+		{Path: "access_token", Value: sealedValue(u.AccessToken)},
+		{Path: "access_token_expiry", Value: timeValue(u.AccessTokenExpiry)},
+		{Path: "refreshed_at", Value: timeValue(u.RefreshedAt)},
+		{Path: "updated_at", Value: timeValue(u.RefreshedAt)},
+	}
+	if u.RefreshToken != nil {
+		updates = append(updates, firestore.Update{Path: "refresh_token", Value: sealedValue(*u.RefreshToken)})
+	}
+	_, err := s.doc(sub).Update(ctx, updates, firestore.LastUpdateTime(version))
+	switch status.Code(err) {
+	case codes.OK:
+		return nil
+	case codes.FailedPrecondition, codes.NotFound:
+		return tokenstore.ErrConflict
+	default:
+		return fmt.Errorf("firestore save access %s: %w", sub, err)
+	}
+}
+
+// Delete removes the user's record. Deleting an absent record is not an
+// error. It makes one Commit call.
+func (s *Store) Delete(ctx context.Context, sub string) error {
+	if _, err := s.doc(sub).Delete(ctx); err != nil {
+		return fmt.Errorf("firestore delete %s: %w", sub, err)
+	}
+	return nil
+}
