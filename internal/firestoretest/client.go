@@ -34,9 +34,10 @@ func NewProjectClient(ctx context.Context, t testing.TB, project string) (*fires
 	t.Helper()
 	h := Require(t)
 	counter := new(RPCCounter)
-	// The client library dials the emulator itself when FIRESTORE_EMULATOR_HOST
-	// is set and then ignores dial options, so the counting connection is
-	// dialled here and handed over whole.
+	// With FIRESTORE_EMULATOR_HOST set, the client library dials a connection
+	// of its own and ignores dial options, so the counting connection is
+	// dialled here and passed whole, overriding the library's (which stays
+	// open, idle, until the test binary exits).
 	conn, err := grpc.NewClient("passthrough:///"+h,
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
 		grpc.WithPerRPCCredentials(ownerCreds{}),
