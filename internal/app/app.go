@@ -106,6 +106,9 @@ func New(cfg config.Config, d Deps) (*App, error) {
 	}
 	a.client = secrets.NewCache(d.ClientSecret, a.parseClient, cfg.SecretTTL)
 	a.keys = secrets.NewCache(d.Keys, parseRings, cfg.SecretTTL)
+	a.client.Now, a.keys.Now = a.now, a.now
+	a.client.OnError = func(err error) { a.log.Warn("reading the OAuth client secret failed", "err", err) }
+	a.keys.OnError = func(err error) { a.log.Warn("reading the key set failed", "err", err) }
 	a.mail = messages.New(messages.Options{
 		Endpoint:            cfg.Endpoints.Gmail,
 		MetadataConcurrency: cfg.MetadataConcurrency,

@@ -15,6 +15,7 @@ import (
 type Lazy struct {
 	build func(ctx context.Context) (*App, error)
 	log   *slog.Logger
+	now   func() time.Time
 
 	app     atomic.Pointer[App]
 	mu      sync.Mutex
@@ -28,7 +29,7 @@ const RetryInterval = 5 * time.Second
 // NewLazy returns a Lazy that builds with build. log is used until the App
 // exists.
 func NewLazy(build func(ctx context.Context) (*App, error), log *slog.Logger) *Lazy {
-	return &Lazy{build: build, log: log}
+	return &Lazy{build: build, log: log, now: time.Now}
 }
 
 // Get returns the App, building it if needed.
@@ -41,10 +42,10 @@ func (l *Lazy) Get(ctx context.Context) (*App, error) {
 	if a := l.app.Load(); a != nil {
 		return a, nil
 	}
-	if l.lastErr != nil && time.Since(l.lastTry) < RetryInterval {
+	if l.lastErr != nil && l.now().Sub(l.lastTry) < RetryInterval {
 		return nil, l.lastErr
 	}
-	l.lastTry = time.Now()
+	l.lastTry = l.now()
 	a, err := l.build(context.WithoutCancel(ctx))
 	if err != nil {
 		l.lastErr = err
