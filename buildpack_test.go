@@ -37,6 +37,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -305,7 +306,7 @@ func serveOnce(t *testing.T, bin, target string, settings []string) (status int,
 	port := freePort(t)
 	cmd := exec.Command(bin)
 	cmd.Env = append(functionEnv(port, target), settings...)
-	var out strings.Builder
+	var out syncBuffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -369,6 +370,24 @@ func localSettings(t *testing.T, dir string) []string {
 		"OAUTH_REDIRECT_URL=" + base + "/Callback",
 		"LIST_AUTH_MODE=session",
 	}
+}
+
+// syncBuffer collects a process's output while the test reads it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
 
 // runUntilExit runs the binary and waits for it to stop by itself.
