@@ -1,6 +1,7 @@
 package config
 
 import (
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -83,5 +84,19 @@ func TestFromEnv_LocalLoopbackHTTPAllowed(t *testing.T) {
 	}
 	if len(c.IAMAllowedCallers) != 2 || c.IAMAllowedCallers[1] != "b@y" {
 		t.Fatalf("callers %q", c.IAMAllowedCallers)
+	}
+}
+
+// TestReadme_ListsEveryVariable keeps the README's configuration table in
+// step with the code.
+func TestReadme_ListsEveryVariable(t *testing.T) {
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range Variables {
+		if !strings.Contains(string(readme), "| `"+v.Name+"` |") {
+			t.Errorf("README.md's configuration table lacks %s", v.Name)
+		}
 	}
 }
