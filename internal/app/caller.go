@@ -54,18 +54,44 @@ func (a *App) checkCaller(r *http.Request) error {
 		r.Header.Del("Authorization")
 		return &callerError{http.StatusUnauthorized, apiError{Code: "unauthenticated", Description: "an ID token is required: Authorization: Bearer <token>"}}
 	}
+	if a.cfg.IAMAudience == "" {
+		// idtoken skips the audience check for an empty audience: any
+		// Google-signed token, minted for any service, would pass.
+		a.log.ErrorContext(r.Context(), "IAM mode without IAM_AUDIENCE: refusing every caller")
+		return &callerError{http.StatusServiceUnavailable, apiError{Code: "not_configured", Description: "this function is not configured correctly; the logs name the setting"}}
+	}
 	p, err := a.idTokens.Validate(r.Context(), raw, a.cfg.IAMAudience)
 	if err != nil {
 		a.log.InfoContext(r.Context(), "caller ID token rejected", "err", err)
 		return &callerError{http.StatusUnauthorized, apiError{Code: "unauthenticated", Description: "the ID token is not valid for this function"}}
 	}
+	// idtoken checks the signature against Google's keys, the audience and
+	// the expiry, but not the issuer.
+	if !slices.Contains(googleIssuers, p.Issuer) {
+		a.log.InfoContext(r.Context(), "caller ID token rejected", "err", "issuer is not Google", "iss", truncate(p.Issuer, 64))
+		return &callerError{http.StatusUnauthorized, apiError{Code: "unauthenticated", Description: "the ID token is not valid for this function"}}
+	}
 	email, _ := p.Claims["email"].(string)
-	verified, _ := p.Claims["email_verified"].(bool)
-	if !verified || !slices.Contains(a.cfg.IAMAllowedCallers, email) {
+	if !emailVerified(p.Claims["email_verified"]) || !slices.Contains(a.cfg.IAMAllowedCallers, email) {
 		a.log.WarnContext(r.Context(), "caller not allowed", "caller", email)
 		return &callerError{http.StatusForbidden, apiError{Code: "forbidden", Description: "this caller is not allowed"}}
 	}
 	return nil
+}
+
+// googleIssuers are the two spellings of Google's issuer in its ID tokens.
+var googleIssuers = []string{"https://accounts.google.com", "accounts.google.com"}
+
+// emailVerified reads the email_verified claim, which Google has sent both
+// as a boolean and as the string "true".
+func emailVerified(v any) bool {
+	switch v := v.(type) {
+	case bool:
+		return v
+	case string:
+		return v == "true"
+	}
+	return false
 }
 
 // lookup reads the user's record by sub, or by email in IAM mode.
