@@ -33,20 +33,30 @@ func main() {
 	fakePort := flag.String("fake-google-port", envOr("FAKE_GOOGLE_PORT", "8090"), "port for the fake Google, when it is used")
 	dataDir := flag.String("data", envOr("LOCAL_DATA_DIR", ".local"), "folder for the local token store and dev keys")
 	autoApprove := flag.Bool("auto-approve", os.Getenv("FAKE_GOOGLE_AUTO_APPROVE") == "true", "the fake Google approves without showing its consent page (scripted runs)")
+	latency, err := time.ParseDuration(envOr("FAKE_GOOGLE_LATENCY", "0s"))
+	if err != nil {
+		log.Fatalf("local: FAKE_GOOGLE_LATENCY: %v", err)
+	}
+	flag.DurationVar(&latency, "fake-google-latency", latency, "latency the fake Google adds to every answer, e.g. 20ms, as a stand-in for the round trip to Google (load runs; env FAKE_GOOGLE_LATENCY)")
+	noQuota := flag.Bool("fake-google-no-quota", os.Getenv("FAKE_GOOGLE_NO_QUOTA") == "true", "the fake Google does not enforce Gmail's per-user quota of 6000 units a minute (load runs; env FAKE_GOOGLE_NO_QUOTA=true)")
 	flag.Parse()
-	if err := run(*port, *fakePort, *dataDir, *autoApprove); err != nil {
+	fake := fakegoogle.Options{AutoApprove: *autoApprove, Latency: latency}
+	if *noQuota {
+		fake.GmailQuotaPerMinute = -1
+	}
+	if err := run(*port, *fakePort, *dataDir, fake); err != nil {
 		log.Fatalf("local: %v", err)
 	}
 }
 
-func run(port, fakePort, dataDir string, autoApprove bool) error {
+func run(port, fakePort, dataDir string, fake fakegoogle.Options) error {
 	if err := os.MkdirAll(dataDir, 0o700); err != nil {
 		return fmt.Errorf("data folder: %w", err)
 	}
 	base := "http://localhost:" + port
 	real := os.Getenv("OAUTH_CLIENT_SECRET") != "" || os.Getenv("OAUTH_CLIENT_SECRET_FILE") != ""
 	if !real {
-		if err := startFakeGoogle(fakePort, dataDir, base, autoApprove); err != nil {
+		if err := startFakeGoogle(fakePort, dataDir, base, fake); err != nil {
 			return err
 		}
 	}
@@ -77,15 +87,16 @@ func run(port, fakePort, dataDir string, autoApprove bool) error {
 	return nil
 }
 
-// startFakeGoogle serves the fake Google and points every Google setting
-// the user has not set at it.
-func startFakeGoogle(port, dataDir, base string, autoApprove bool) error {
+// startFakeGoogle serves the fake Google, with opts, and points every Google
+// setting the user has not set at it.
+func startFakeGoogle(port, dataDir, base string, opts fakegoogle.Options) error {
 	ln, err := net.Listen("tcp", "localhost:"+port)
 	if err != nil {
 		return fmt.Errorf("fake Google: %w", err)
 	}
 	fakeURL := "http://localhost:" + port
-	fake := fakegoogle.New(fakegoogle.Options{AutoApprove: autoApprove, RedirectURIs: []string{base + "/Callback"}})
+	opts.RedirectURIs = []string{base + "/Callback"}
+	fake := fakegoogle.New(opts)
 	srv := &http.Server{Handler: fake, ReadHeaderTimeout: 10 * time.Second}
 	go func() {
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
