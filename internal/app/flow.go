@@ -111,8 +111,9 @@ func (a *App) readSession(r *http.Request, rs *rings) (session, bool) {
 var errReturnTo = errors.New("return_to must be a path on this site, like /app/inbox")
 
 // cleanReturnTo accepts only a same-site path: never an absolute URL, a
-// scheme-relative //host, a backslash trick or a control character, also
-// after percent-decoding.
+// scheme-relative //host, a backslash trick, a control character or a dot
+// segment, also after percent-decoding. A query and a fragment may follow
+// the path.
 func cleanReturnTo(s string) (string, error) {
 	if s == "" {
 		return "", nil
@@ -137,6 +138,14 @@ func cleanReturnTo(s string) (string, error) {
 	u, err := url.Parse(s)
 	if err != nil || u.Scheme != "" || u.Host != "" || u.User != nil || u.Opaque != "" {
 		return "", errReturnTo
+	}
+	// No dot segments: "/.//evil" is same-site as a Location, but resolves
+	// to the path "//evil", which a page that echoes its path into a link or
+	// a redirect would turn into another host. A real return path has none.
+	for seg := range strings.SplitSeq(u.Path, "/") {
+		if seg == "." || seg == ".." {
+			return "", errReturnTo
+		}
 	}
 	return s, nil
 }
