@@ -67,7 +67,7 @@ func TestAuthorize_ReturnToSameSitePath_EndsThere(t *testing.T) {
 		{"/app", "/app"},
 		{"/app/", "/app/"},
 		{"/app/inbox?x=1&y=%2F", "/app/inbox?x=1&y=%2F"},
-		{"/a#frag", "/a#frag"}, // a fragment cannot change the host; single-page apps route with it
+		{"/a#frag", "/a#frag"},                               // a fragment cannot change the host; single-page apps route with it
 		{"/a?next=//evil.example", "/a?next=//evil.example"}, // only the path decides where the browser goes
 		{"/@evil.example", "/@evil.example"},                 // a path segment, not user info
 		{"/%E2%9C%93", "/%E2%9C%93"},
