@@ -43,6 +43,9 @@ type RunnerConfig struct {
 	FakePort int      // -fake-google-port; 0 picks a free port
 	DataDir  string   // -data; "" is a new t.TempDir()
 	Env      []string // KEY=VALUE added to a minimal environment (PATH, HOME, TMPDIR)
+	// SettingsInEnv passes the ports and the data folder as PORT,
+	// FAKE_GOOGLE_PORT and LOCAL_DATA_DIR instead of flags.
+	SettingsInEnv bool
 }
 
 // Runner is a running local runner.
@@ -61,7 +64,7 @@ type Runner struct {
 }
 
 // StartRunner starts the runner binary with -port, -fake-google-port and
-// -data and nothing else set but cfg.Env, waits until its functions answer,
+// -data (or their variables) and nothing else set but cfg.Env, waits until its functions answer,
 // and stops it when the test ends.
 func StartRunner(t testing.TB, cfg RunnerConfig) *Runner {
 	t.Helper()
@@ -84,8 +87,14 @@ func StartRunner(t testing.TB, cfg RunnerConfig) *Runner {
 		out:      &lockedBuffer{},
 		exited:   make(chan struct{}),
 	}
-	r.cmd = exec.Command(cfg.Bin, "-port", strconv.Itoa(cfg.Port), "-fake-google-port", strconv.Itoa(cfg.FakePort), "-data", cfg.DataDir)
-	r.cmd.Env = append(minimalEnv(), cfg.Env...)
+	settings := []string{"-port", strconv.Itoa(cfg.Port), "-fake-google-port", strconv.Itoa(cfg.FakePort), "-data", cfg.DataDir}
+	env := append(minimalEnv(), cfg.Env...)
+	if cfg.SettingsInEnv {
+		env = append(env, "PORT="+strconv.Itoa(cfg.Port), "FAKE_GOOGLE_PORT="+strconv.Itoa(cfg.FakePort), "LOCAL_DATA_DIR="+cfg.DataDir)
+		settings = nil
+	}
+	r.cmd = exec.Command(cfg.Bin, settings...)
+	r.cmd.Env = env
 	r.cmd.Stdout = r.out
 	r.cmd.Stderr = r.out
 	// Its own process group, so Stop reaches anything it starts; killed
