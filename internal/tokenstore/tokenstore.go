@@ -62,6 +62,24 @@ func (r *Record) Usable() bool {
 // HasScope reports whether the user granted scope.
 func (r *Record) HasScope(scope string) bool { return r != nil && slices.Contains(r.Scopes, scope) }
 
+// Preferred reports whether a should be chosen over b (nil) among records
+// that share an email: usable first, then the most recently updated; ties
+// broken by version, then sub, so every store picks the same one.
+func Preferred(a, b *Record) bool {
+	switch {
+	case b == nil:
+		return true
+	case a.Usable() != b.Usable():
+		return a.Usable()
+	case !a.UpdatedAt.Equal(b.UpdatedAt):
+		return a.UpdatedAt.After(b.UpdatedAt)
+	case !a.Version.Equal(b.Version):
+		return a.Version.After(b.Version)
+	default:
+		return a.Sub < b.Sub
+	}
+}
+
 // Grant is what one completed authorization brings: the identity, the
 // granted scopes and the tokens from the code exchange.
 type Grant struct {

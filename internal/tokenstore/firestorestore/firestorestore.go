@@ -78,7 +78,7 @@ func (s *Store) FindByEmail(ctx context.Context, email string) (*tokenstore.Reco
 		if err != nil {
 			return nil, fmt.Errorf("firestore query by email: %w", err)
 		}
-		if preferred(r, best) {
+		if tokenstore.Preferred(r, best) {
 			best = r
 		}
 	}
@@ -86,23 +86,6 @@ func (s *Store) FindByEmail(ctx context.Context, email string) (*tokenstore.Reco
 		return nil, tokenstore.ErrNotFound
 	}
 	return best, nil
-}
-
-// preferred reports whether a should be chosen over b (nil) among records
-// that share an email: usable first, then the most recently updated.
-func preferred(a, b *tokenstore.Record) bool {
-	switch {
-	case b == nil:
-		return true
-	case a.Usable() != b.Usable():
-		return a.Usable()
-	case !a.UpdatedAt.Equal(b.UpdatedAt):
-		return a.UpdatedAt.After(b.UpdatedAt)
-	case !a.Version.Equal(b.Version):
-		return a.Version.After(b.Version)
-	default:
-		return a.Sub < b.Sub
-	}
 }
 
 // Update runs fn in a transaction on the user's record (nil when there is

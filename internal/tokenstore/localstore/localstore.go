@@ -99,7 +99,7 @@ func (s *Store) FindByEmail(ctx context.Context, email string) (*tokenstore.Reco
 	s.ops.Reads++
 	var best *tokenstore.Record
 	for _, sub := range slices.Sorted(maps.Keys(s.recs)) {
-		if r := s.recs[sub]; r.Email == email && preferred(r, best) {
+		if r := s.recs[sub]; r.Email == email && tokenstore.Preferred(r, best) {
 			best = r
 		}
 	}
@@ -107,21 +107,6 @@ func (s *Store) FindByEmail(ctx context.Context, email string) (*tokenstore.Reco
 		return nil, tokenstore.ErrNotFound
 	}
 	return clone(best), nil
-}
-
-// preferred reports whether a should be chosen over b (nil) among records
-// that share an email: usable first, then the most recently updated.
-func preferred(a, b *tokenstore.Record) bool {
-	switch {
-	case b == nil:
-		return true
-	case a.Usable() != b.Usable():
-		return a.Usable()
-	case !a.UpdatedAt.Equal(b.UpdatedAt):
-		return a.UpdatedAt.After(b.UpdatedAt)
-	default:
-		return a.Version.After(b.Version)
-	}
 }
 
 // Update runs fn on the user's record (nil when there is none) while holding
