@@ -50,9 +50,10 @@ func newBrowser(t *testing.T, r *browsertest.Runner) tab {
 }
 
 // startRunner starts the local runner with no settings but its ports and
-// data folder.
+// data folder, once it knows Chromium is there.
 func startRunner(t *testing.T) *browsertest.Runner {
 	t.Helper()
+	browsertest.RequireChromium(t) // every test here needs it; skip before starting anything
 	return browsertest.StartRunner(t, browsertest.RunnerConfig{Bin: runnerBin})
 }
 

@@ -64,19 +64,39 @@ type Runner struct {
 }
 
 // StartRunner starts the runner binary with -port, -fake-google-port and
-// -data (or their variables) and nothing else set but cfg.Env, waits until its functions answer,
-// and stops it when the test ends.
+// -data (or their variables) and nothing else set but cfg.Env, waits until
+// its functions answer, and stops it when the test ends. When it picked the
+// ports itself and one was taken in the meantime, it tries new ones.
 func StartRunner(t testing.TB, cfg RunnerConfig) *Runner {
 	t.Helper()
-	if cfg.Port == 0 {
-		cfg.Port = FreePort(t)
-	}
-	if cfg.FakePort == 0 {
-		cfg.FakePort = FreePort(t)
-	}
 	if cfg.DataDir == "" {
 		cfg.DataDir = t.TempDir()
 	}
+	pickPorts := cfg.Port == 0 || cfg.FakePort == 0
+	for attempt := 1; ; attempt++ {
+		c := cfg
+		if c.Port == 0 {
+			c.Port = FreePort(t)
+		}
+		if c.FakePort == 0 {
+			c.FakePort = FreePort(t)
+		}
+		r := startRunner(t, c)
+		err := r.waitReady()
+		if err == nil {
+			return r
+		}
+		r.Stop()
+		if pickPorts && attempt < 3 && strings.Contains(r.Output(), "address already in use") {
+			t.Logf("a port was taken before the runner bound it; trying new ports: %v", err)
+			continue
+		}
+		t.Fatalf("%v; the runner's output:\n%s", err, r.Output())
+	}
+}
+
+func startRunner(t testing.TB, cfg RunnerConfig) *Runner {
+	t.Helper()
 	r := &Runner{
 		URL:      "http://localhost:" + strconv.Itoa(cfg.Port),
 		FakeURL:  "http://localhost:" + strconv.Itoa(cfg.FakePort),
@@ -108,7 +128,6 @@ func StartRunner(t testing.TB, cfg RunnerConfig) *Runner {
 		close(r.exited)
 	}()
 	t.Cleanup(r.Stop)
-	r.waitReady()
 	return r
 }
 
@@ -126,15 +145,14 @@ func minimalEnv() []string {
 
 // waitReady waits until Authorize answers a JSON client with an
 // authorization URL that points at the fake Google.
-func (r *Runner) waitReady() {
-	r.t.Helper()
+func (r *Runner) waitReady() error {
 	client := &http.Client{Timeout: 2 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	deadline := time.Now().Add(20 * time.Second)
 	last := "no answer yet"
 	for time.Now().Before(deadline) {
 		select {
 		case <-r.exited:
-			r.t.Fatalf("the local runner exited before it answered (%v); its output:\n%s", r.err, r.Output())
+			return fmt.Errorf("the local runner exited before it answered (%v)", r.err)
 		default:
 		}
 		req, _ := http.NewRequest(http.MethodGet, r.URL+"/Authorize", nil)
@@ -147,7 +165,7 @@ func (r *Runner) waitReady() {
 				URL string `json:"authorization_url"`
 			}
 			if resp.StatusCode == http.StatusOK && json.Unmarshal(body, &v) == nil && strings.HasPrefix(v.URL, r.FakeURL+"/") {
-				return
+				return nil
 			}
 			last = fmt.Sprintf("status %d: %s", resp.StatusCode, body)
 		} else {
@@ -155,7 +173,7 @@ func (r *Runner) waitReady() {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	r.t.Fatalf("the local runner did not answer GET /Authorize within 20s (last: %s); its output:\n%s", last, r.Output())
+	return fmt.Errorf("the local runner did not answer GET /Authorize within 20s (last: %s)", last)
 }
 
 // Output is everything the runner has written to stdout and stderr.
