@@ -37,8 +37,8 @@ func TestBrowser_AuthorizeAllowCallbackListMessages(t *testing.T) {
 	b.screenshot(shots, "1-consent.png")
 
 	resp := b.click("allow")
-	if resp.Status != http.StatusOK || !strings.HasPrefix(resp.URL, r.URL+"/Callback?") {
-		t.Fatalf("Allow ended at %s with status %d, want %s/Callback with 200: %s", resp.URL, resp.Status, r.URL, b.state())
+	if resp.Status != http.StatusOK || resp.URL != r.URL+"/Callback" {
+		t.Fatalf("Allow ended at %s with status %d, want %s/Callback with 200 and no code left in the address bar: %s", resp.URL, resp.Status, r.URL, b.state())
 	}
 	if got := b.text("title"); got != "Gmail connected" {
 		t.Errorf("title = %q, want %q", got, "Gmail connected")

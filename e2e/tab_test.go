@@ -214,8 +214,8 @@ func (b tab) connect(email string) {
 	b.openConsent()
 	b.fillConsent(email, true)
 	resp := b.click("allow")
-	if resp.Status != 200 || !strings.HasPrefix(resp.URL, b.r.URL+"/Callback?") {
-		b.t.Fatalf("Allow ended at %s with status %d, want %s/Callback with 200: %s", resp.URL, resp.Status, b.r.URL, b.state())
+	if resp.Status != 200 || resp.URL != b.r.URL+"/Callback" {
+		b.t.Fatalf("Allow ended at %s with status %d, want %s/Callback with 200 and no code left in the address bar: %s", resp.URL, resp.Status, b.r.URL, b.state())
 	}
 	if got := b.text("title"); got != "Gmail connected" {
 		b.t.Fatalf("Callback's title = %q, want %q", got, "Gmail connected")

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"net/url"
 	"slices"
 	"strings"
 	"time"
@@ -29,6 +30,10 @@ func (a *App) Callback(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	q := r.URL.Query()
 	state := q.Get("state")
+	if len(q) == 0 {
+		a.connected(w, r)
+		return
+	}
 
 	// 1. Google's own error, e.g. the user clicked Deny.
 	if e := q.Get("error"); e != "" {
@@ -88,7 +93,7 @@ func (a *App) Callback(w http.ResponseWriter, r *http.Request) {
 	if !slices.Contains(granted, a.cfg.GmailScope) {
 		a.log.InfoContext(ctx, "callback: Gmail scope not granted", "sub", id.Sub)
 		fail(w, r, http.StatusForbidden, apiError{Code: "gmail_not_granted",
-			Description:      "Gmail access was not granted. To use this app, allow access to Gmail on Google's consent screen.",
+			Description:      "This app needs read access to Gmail. Please sign in again and leave the Gmail box ticked on Google's consent screen.",
 			AuthorizationURL: a.authorizeURL(id.Email, f.ReturnTo, true)})
 		return
 	}
@@ -132,9 +137,37 @@ func (a *App) Callback(w http.ResponseWriter, r *http.Request) {
 	case f.ReturnTo != "":
 		http.Redirect(w, r, f.ReturnTo, http.StatusFound)
 	default:
-		writePage(w, http.StatusOK, page{Title: titles["authorized"],
-			Message: "Gmail is connected for " + id.Email + ".", Link: a.cfg.ListMessagesURL, LinkText: "List your messages"})
+		// To a clean URL, so that reloading the page does not replay the
+		// one-time code.
+		http.Redirect(w, r, a.callbackPath(), http.StatusFound)
 	}
+}
+
+// connected shows the success page to a browser that arrives at Callback
+// with no answer from Google, only its session: the end of a successful
+// authorization.
+func (a *App) connected(w http.ResponseWriter, r *http.Request) {
+	_, rs, ok := a.secretsOrFail(w, r)
+	if !ok {
+		return
+	}
+	s, ok := a.readSession(r, rs)
+	if !ok {
+		fail(w, r, http.StatusBadRequest, apiError{Code: "invalid_request", Description: "Callback expects Google's answer; start at Authorize.",
+			AuthorizationURL: a.authorizeURL("", "", false)})
+		return
+	}
+	writePage(w, http.StatusOK, page{Title: titles["authorized"],
+		Message: "Gmail is connected for " + s.Email + ".", Link: a.cfg.ListMessagesURL, LinkText: "List your messages"})
+}
+
+// callbackPath is the public path of Callback.
+func (a *App) callbackPath() string {
+	u, err := url.Parse(a.cfg.RedirectURL)
+	if err != nil || u.EscapedPath() == "" {
+		return "/"
+	}
+	return u.EscapedPath()
 }
 
 // exchangeFailed handles a failed code exchange: a used or expired code

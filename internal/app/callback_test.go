@@ -15,9 +15,9 @@ const demo = fakegoogle.DemoEmail
 
 func TestCallback_FullFlow_StoresRefreshTokenAndSetsSession(t *testing.T) {
 	h := newHarness(t)
-	resp := h.login(demo)
-	b := wantStatus(t, resp, http.StatusOK)
-	if !strings.Contains(b, "Gmail connected") {
+	resp := h.get(h.consent(h.authorize(""), demo, true, true))
+	wantStatus(t, resp, http.StatusFound)
+	if b := wantStatus(t, h.get("/Callback", "Accept", htmlAccept), http.StatusOK); !strings.Contains(b, "Gmail connected") {
 		t.Fatalf("success page: %s", b)
 	}
 	rec := h.record(demo)
@@ -314,5 +314,20 @@ func TestCallback_NewerConsentReplacesRefreshToken(t *testing.T) {
 	wantStatus(t, resp, http.StatusOK)
 	if string(h.record(demo).RefreshToken.Ciphertext) == string(first.RefreshToken.Ciphertext) {
 		t.Fatal("a new refresh token from a forced consent was not kept")
+	}
+}
+
+func TestCallback_Success_RedirectsToCleanURLThatShowsTheSession(t *testing.T) {
+	h := newHarness(t)
+	resp := h.get(h.consent(h.authorize(""), demo, true, true))
+	if resp.StatusCode != http.StatusFound || resp.Header.Get("Location") != "/Callback" {
+		t.Fatalf("%d to %q, want 302 to the bare Callback so a reload does not replay the code", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	if b := wantStatus(t, h.get("/Callback", "Accept", htmlAccept), http.StatusOK); !strings.Contains(b, "connected for "+demo) {
+		t.Fatalf("page %s", b)
+	}
+	h.jar = map[string]string{}
+	if e := decode[apiError](t, h.get("/Callback", "Accept", jsonAccept)); e.Code != "invalid_request" {
+		t.Fatalf("bare Callback without a session: %+v", e)
 	}
 }

@@ -236,7 +236,11 @@ func (h *harness) callback(redirect string, hdr ...string) *http.Response {
 	if !strings.HasPrefix(redirect, base+"/Callback") {
 		h.t.Fatalf("Google redirected to %q", redirect)
 	}
-	return h.get(redirect, hdr...)
+	resp := h.get(redirect, hdr...)
+	if resp.StatusCode == http.StatusFound && resp.Header.Get("Location") == "/Callback" {
+		return h.get(base+"/Callback", hdr...) // the browser follows to the clean success URL
+	}
+	return resp
 }
 
 // login runs the whole flow for email and returns the Callback answer.
