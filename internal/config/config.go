@@ -52,7 +52,7 @@ type Config struct {
 	RedirectURL     string // the Callback function's public URL
 	AuthorizeURL    string // the Authorize function's public URL
 	ListMessagesURL string // the ListMessages function's public URL
-	GmailScope   string
+	GmailScope      string
 
 	Store               string
 	FirestoreDatabase   string
