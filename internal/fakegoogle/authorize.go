@@ -250,7 +250,11 @@ func (s *Server) rejectAuth(w http.ResponseWriter, r *http.Request, req *authReq
 // approve issues a code for email with the chosen scopes and redirects to
 // the app as Google does after Allow.
 func (s *Server) approve(w http.ResponseWriter, r *http.Request, req *authRequest, email string, chosen []string) {
-	code, granted := s.issueCode(req, email, chosen)
+	code, granted, err := s.issueCode(req, email, chosen)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+		return
+	}
 	params := url.Values{
 		"code":     {code},
 		"scope":    {strings.Join(granted, " ")},
@@ -267,8 +271,8 @@ func (s *Server) approve(w http.ResponseWriter, r *http.Request, req *authReques
 }
 
 // issueCode records the user's consent and returns a new authorization code
-// and the scopes it grants.
-func (s *Server) issueCode(req *authRequest, email string, chosen []string) (code string, granted []string) {
+// and the scopes it grants, or an error when the consent could not be saved.
+func (s *Server) issueCode(req *authRequest, email string, chosen []string) (code string, granted []string, err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	u := s.userLocked(email)
@@ -279,8 +283,15 @@ func (s *Server) issueCode(req *authRequest, email string, chosen []string) (cod
 		}
 	}
 	granted = sortScopes(granted)
+	changed := false
 	for _, sc := range chosen {
+		changed = changed || !u.granted[sc]
 		u.granted[sc] = true
+	}
+	if changed {
+		if err := s.saveLocked(); err != nil {
+			return "", nil, err
+		}
 	}
 	c := &authCode{
 		value:        randomToken("4/0A", 48),
@@ -296,7 +307,7 @@ func (s *Server) issueCode(req *authRequest, email string, chosen []string) (cod
 	}
 	s.codes[c.value] = c
 	s.codeLog = append(s.codeLog, c.value)
-	return c.value, granted
+	return c.value, granted, nil
 }
 
 // redirectWith redirects (302) to target with params added to its query.

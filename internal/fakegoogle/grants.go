@@ -30,8 +30,9 @@ type user struct {
 	refreshLog []*refreshToken // every refresh token issued, oldest first
 	accessLog  []*accessToken  // every access token issued, oldest first
 
-	mailbox *mailbox // nil until first needed
-	quota   []quotaUse
+	mailbox    *mailbox // nil until first needed
+	setMailbox bool     // mailbox was set by SetMailbox, not seeded
+	quota      []quotaUse
 }
 
 // authCode is an authorization code and everything it is bound to.
@@ -55,6 +56,7 @@ type refreshToken struct {
 	clientID string
 	email    string
 	scopes   []string
+	issued   time.Time
 	lastUsed time.Time
 	dead     bool
 }
@@ -161,6 +163,7 @@ func (s *Server) issueRefreshLocked(u *user, scopes []string) *refreshToken {
 		clientID: s.opts.ClientID,
 		email:    u.email,
 		scopes:   slices.Clone(scopes),
+		issued:   now,
 		lastUsed: now,
 	}
 	u.refreshLog = append(u.refreshLog, t)
@@ -182,15 +185,20 @@ func (s *Server) issueAccessLocked(u *user, scopes []string) *accessToken {
 }
 
 // revokeGrantLocked removes the client's access to u's account: every token
-// dies and the record of granted scopes is forgotten.
-func (s *Server) revokeGrantLocked(u *user) {
+// dies and the record of granted scopes is forgotten. It reports whether
+// anything changed.
+func (s *Server) revokeGrantLocked(u *user) (changed bool) {
 	for _, t := range u.refreshLog {
+		changed = changed || !t.dead
 		t.dead = true
 	}
 	for _, t := range u.accessLog {
+		changed = changed || !t.dead
 		t.dead = true
 	}
+	changed = changed || len(u.granted) > 0
 	clear(u.granted)
+	return changed
 }
 
 // validAccessToken returns the user and token for a bearer token, or false
@@ -215,8 +223,8 @@ func (s *Server) UserSub(email string) string { return subFor(email) }
 func (s *Server) RevokeGrant(email string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if u, ok := s.users[normalizeEmail(email)]; ok {
-		s.revokeGrantLocked(u)
+	if u, ok := s.users[normalizeEmail(email)]; ok && s.revokeGrantLocked(u) {
+		s.logSaveError(s.saveLocked())
 	}
 }
 
@@ -230,10 +238,15 @@ func (s *Server) ExpireAccessTokens(email string) {
 		return
 	}
 	now := s.now()
+	changed := false
 	for _, t := range u.accessLog {
 		if t.expiry.After(now) {
 			t.expiry = now
+			changed = true
 		}
+	}
+	if changed {
+		s.logSaveError(s.saveLocked())
 	}
 }
 

@@ -31,17 +31,32 @@ type signer struct {
 // sharedSigner returns the process-wide signing key. Generating an RSA key
 // takes a while, and tests create many Servers.
 var sharedSigner = sync.OnceValue(func() *signer {
+	sg, err := generateSigner()
+	if err != nil {
+		panic(err.Error())
+	}
+	return sg
+})
+
+// generateSigner returns a signer with a new key.
+func generateSigner() (*signer, error) {
 	key, err := rsa.GenerateKey(rand.Reader, 2048)
 	if err != nil {
-		panic(fmt.Sprintf("fakegoogle: generating the id_token signing key: %v", err))
+		return nil, fmt.Errorf("fakegoogle: generating the id_token signing key: %w", err)
 	}
+	return newSigner(key)
+}
+
+// newSigner returns a signer for key, whose key ID is derived from its
+// public half.
+func newSigner(key *rsa.PrivateKey) (*signer, error) {
 	der, err := x509.MarshalPKIXPublicKey(&key.PublicKey)
 	if err != nil {
-		panic(fmt.Sprintf("fakegoogle: encoding the id_token public key: %v", err))
+		return nil, fmt.Errorf("fakegoogle: encoding the id_token public key: %w", err)
 	}
 	sum := sha256.Sum256(der)
-	return &signer{key: key, keyID: fmt.Sprintf("%x", sum[:20])}
-})
+	return &signer{key: key, keyID: fmt.Sprintf("%x", sum[:20])}, nil
+}
 
 // idClaims are the claims of a Google id_token.
 type idClaims struct {

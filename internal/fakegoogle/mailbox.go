@@ -107,12 +107,15 @@ func messageID(date time.Time, salt uint64) string {
 }
 
 // SetMailbox replaces the user's mailbox with msgs, creating the user if
-// needed. Messages without an ID get one; IDs must be unique.
+// needed. Messages without an ID get one; IDs must be unique. With
+// Options.StateFile the mailbox is saved there too.
 func (s *Server) SetMailbox(email string, msgs []Message) {
 	mb := newMailbox(msgs)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.userLocked(email).mailbox = mb
+	u := s.userLocked(email)
+	u.mailbox, u.setMailbox = mb, true
+	s.logSaveError(s.saveLocked())
 }
 
 // mailboxOf returns u's mailbox, seeding it on first use.

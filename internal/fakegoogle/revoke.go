@@ -23,7 +23,12 @@ func (s *Server) handleRevoke(w http.ResponseWriter, r *http.Request) {
 		writeOAuthError(w, http.StatusBadRequest, "invalid_request", "Missing required parameter: token")
 		return
 	}
-	if !s.revokeToken(value) {
+	ok, err := s.revokeToken(value)
+	if err != nil {
+		writeOAuthError(w, http.StatusInternalServerError, "internal_failure", err.Error())
+		return
+	}
+	if !ok {
 		writeOAuthError(w, http.StatusBadRequest, "invalid_token", "Token expired or revoked")
 		return
 	}
@@ -31,8 +36,9 @@ func (s *Server) handleRevoke(w http.ResponseWriter, r *http.Request) {
 }
 
 // revokeToken kills the grant value belongs to. It reports false for unknown,
-// expired or already revoked tokens.
-func (s *Server) revokeToken(value string) bool {
+// expired or already revoked tokens, and an error when the revocation could
+// not be saved.
+func (s *Server) revokeToken(value string) (bool, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	now := s.now()
@@ -42,10 +48,13 @@ func (s *Server) revokeToken(value string) bool {
 	} else if at, ok := s.access[value]; ok && at.valid(now) {
 		email = at.email
 	} else {
-		return false
+		return false, nil
 	}
 	s.revokeGrantLocked(s.users[email])
-	return true
+	if err := s.saveLocked(); err != nil {
+		return false, err
+	}
+	return true, nil
 }
 
 // handleUserinfo serves the OpenID Connect userinfo endpoint.

@@ -76,6 +76,16 @@ type Options struct {
 	// minute (list costs 5, get costs 20). Default 6000, as at Google.
 	// A negative value disables the quota.
 	GmailQuotaPerMinute int
+	// StateFile, when set, makes the fake durable across restarts. Open
+	// loads from it the users and their granted scopes, the refresh tokens
+	// (live and dead) and access tokens, mailboxes set with SetMailbox, the
+	// id_token signing key and the key that authenticates consent forms and
+	// Gmail page tokens; every change of these is saved back to it at once,
+	// atomically and with mode 0600. A missing file is a fresh start (and is
+	// written at once); a file that cannot be read or decoded makes Open fail
+	// and is left as it is. Authorization codes, counters, injected faults
+	// and quota use stay in memory. Use Open rather than New with it.
+	StateFile string
 }
 
 // Server is the fake Google. It implements http.Handler and is safe for
@@ -85,6 +95,8 @@ type Server struct {
 	mux     *http.ServeMux
 	signer  *signer
 	formKey []byte // authenticates consent form state and Gmail page tokens
+	// signingKeyDER is signer's key in PKCS #8 form, for the state file.
+	signingKeyDER []byte
 
 	mu          sync.Mutex
 	users       map[string]*user // by normalized email
@@ -98,7 +110,21 @@ type Server struct {
 }
 
 // New returns a fake configured by opts, with the demo user already present.
+// It panics where Open would return an error, which can only happen with
+// Options.StateFile: use Open then.
 func New(opts Options) *Server {
+	s, err := Open(opts)
+	if err != nil {
+		panic(err.Error())
+	}
+	return s
+}
+
+// Open returns a fake configured by opts, with the demo user already
+// present. With Options.StateFile it first loads the state saved there by an
+// earlier Server; it fails, leaving the file untouched, when the file exists
+// but cannot be read or decoded, and when a fresh state cannot be written.
+func Open(opts Options) (*Server, error) {
 	if opts.ClientID == "" {
 		opts.ClientID = DefaultClientID
 	}
@@ -124,18 +150,27 @@ func New(opts Options) *Server {
 
 	s := &Server{
 		opts:    opts,
-		signer:  sharedSigner(),
-		formKey: make([]byte, 32),
 		users:   make(map[string]*user),
 		codes:   make(map[string]*authCode),
 		refresh: make(map[string]*refreshToken),
 		access:  make(map[string]*accessToken),
 		counts:  make(map[string]int),
 	}
-	rand.Read(s.formKey) // never fails; see crypto/rand.Read
-	s.userLocked(DemoEmail)
+	if opts.StateFile == "" {
+		s.signer, s.formKey = sharedSigner(), newFormKey()
+		s.userLocked(DemoEmail)
+	} else if err := s.openState(); err != nil {
+		return nil, err
+	}
 	s.routes()
-	return s
+	return s, nil
+}
+
+// newFormKey returns a random key for seal and mac.
+func newFormKey() []byte {
+	k := make([]byte, formKeySize)
+	rand.Read(k) // never fails; see crypto/rand.Read
+	return k
 }
 
 func (s *Server) routes() {

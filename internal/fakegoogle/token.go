@@ -34,6 +34,11 @@ func badRequest(code, description string) *tokenFailure {
 	return &tokenFailure{status: http.StatusBadRequest, code: code, description: description}
 }
 
+// internalFailure is the token endpoint's answer when the fake itself fails.
+func internalFailure(err error) *tokenFailure {
+	return &tokenFailure{status: http.StatusInternalServerError, code: "internal_failure", description: err.Error()}
+}
+
 var (
 	errInvalidClient = &tokenFailure{status: http.StatusUnauthorized, code: "invalid_client", description: "Unauthorized"}
 	errDeadRefresh   = badRequest("invalid_grant", "Token has been expired or revoked.")
@@ -188,6 +193,9 @@ func (s *Server) redeemCode(codeValue, redirectURI, verifier string) (issued, *t
 	if c.issueRefresh {
 		is.refreshToken = s.issueRefreshLocked(u, c.scopes).value
 	}
+	if err := s.saveLocked(); err != nil {
+		return issued{}, internalFailure(err)
+	}
 	return is, nil
 }
 
@@ -212,14 +220,19 @@ func (s *Server) useRefreshToken(value string) (issued, *tokenFailure) {
 	rt, ok := s.refresh[value]
 	now := s.now()
 	if !ok || rt.clientID != s.opts.ClientID || !rt.live(now) {
-		if ok {
+		if ok && !rt.dead {
 			rt.dead = true
+			s.logSaveError(s.saveLocked())
 		}
 		return issued{}, errDeadRefresh
 	}
 	rt.lastUsed = now
 	u := s.userLocked(rt.email)
-	return issued{user: u, scopes: rt.scopes, accessToken: s.issueAccessLocked(u, rt.scopes).value}, nil
+	is := issued{user: u, scopes: rt.scopes, accessToken: s.issueAccessLocked(u, rt.scopes).value}
+	if err := s.saveLocked(); err != nil {
+		return issued{}, internalFailure(err)
+	}
+	return is, nil
 }
 
 // tokenResponse builds the answer for is, with an id_token when openid was
@@ -235,7 +248,7 @@ func (s *Server) tokenResponse(is issued) (*tokenResponse, *tokenFailure) {
 	if scopeSet(is.scopes)[OpenIDScope] {
 		idt, err := s.idToken(is.user, is.scopes, is.nonce, is.accessToken)
 		if err != nil {
-			return nil, &tokenFailure{status: http.StatusInternalServerError, code: "internal_failure", description: err.Error()}
+			return nil, internalFailure(err)
 		}
 		resp.IDToken = idt
 	}
