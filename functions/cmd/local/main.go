@@ -88,15 +88,20 @@ func run(port, fakePort, dataDir string, fake fakegoogle.Options) error {
 }
 
 // startFakeGoogle serves the fake Google, with opts, and points every Google
-// setting the user has not set at it.
+// setting the user has not set at it. The fake keeps what it issued in the
+// data folder, next to the tokens the app stores, so both survive a restart.
 func startFakeGoogle(port, dataDir, base string, opts fakegoogle.Options) error {
+	opts.RedirectURIs = []string{base + "/Callback"}
+	opts.StateFile = filepath.Join(dataDir, "fakegoogle.json")
+	fake, err := fakegoogle.Open(opts)
+	if err != nil {
+		return fmt.Errorf("fake Google: %w", err)
+	}
 	ln, err := net.Listen("tcp", "localhost:"+port)
 	if err != nil {
 		return fmt.Errorf("fake Google: %w", err)
 	}
 	fakeURL := "http://localhost:" + port
-	opts.RedirectURIs = []string{base + "/Callback"}
-	fake := fakegoogle.New(opts)
 	srv := &http.Server{Handler: fake, ReadHeaderTimeout: 10 * time.Second}
 	go func() {
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
