@@ -82,8 +82,8 @@ func New(cfg config.Config, d Deps) (*App, error) {
 	if d.ClientSecret == nil || d.Keys == nil || d.Store == nil {
 		return nil, errors.New("app: ClientSecret, Keys and Store are required")
 	}
-	if cfg.ListAuthMode == config.AuthIAM && d.IDTokens == nil {
-		return nil, errors.New("app: IAM mode needs an ID token validator")
+	if cfg.ListAuthMode == config.AuthIAM && (d.IDTokens == nil || cfg.IAMAudience == "" || len(cfg.IAMAllowedCallers) == 0) {
+		return nil, errors.New("app: IAM mode needs an ID token validator, an audience and allowed callers")
 	}
 	a := &App{
 		cfg: cfg, store: d.Store, hc: d.HTTPClient, idTokens: d.IDTokens, log: d.Logger, now: d.Now,

@@ -13,6 +13,7 @@ import (
 
 	"github.com/gmail-oauth-functions/gmail-oauth-functions/internal/cookies"
 	"github.com/gmail-oauth-functions/gmail-oauth-functions/internal/identity"
+	"github.com/gmail-oauth-functions/gmail-oauth-functions/internal/keyring"
 	"github.com/gmail-oauth-functions/gmail-oauth-functions/internal/tokenstore"
 )
 
@@ -220,7 +221,21 @@ func (a *App) keepGrant(ctx context.Context, rs *rings, id identity.Identity, sc
 		g.RefreshToken = rs.token.Seal([]byte(tok.RefreshToken), aad)
 	}
 	return a.store.Update(ctx, id.Sub, func(cur *tokenstore.Record) (*tokenstore.Record, error) {
-		next := g.Apply(cur, a.now())
+		now := a.now()
+		if cur.Usable() {
+			if _, err := rs.token.Open(cur.RefreshToken, aad); err != nil {
+				// Sealed under a key no longer in the key set: as good as
+				// no refresh token. Recorded as dead unless this grant
+				// brings a new one, so the user is asked for consent.
+				dead := *cur
+				dead.Status, dead.AccessToken, dead.AccessTokenExpiry, dead.UpdatedAt = tokenstore.StatusDead, keyring.Sealed{}, time.Time{}, now
+				if next := g.Apply(&dead, now); next != nil {
+					return next, nil
+				}
+				return &dead, nil
+			}
+		}
+		next := g.Apply(cur, now)
 		if next == nil || !rs.token.NeedsReseal(next.RefreshToken) {
 			return next, nil
 		}

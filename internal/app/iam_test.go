@@ -352,18 +352,21 @@ func TestIAM_SessionCookieAloneGetsNothing(t *testing.T) {
 	}
 }
 
-// TestIAM_NoAudienceConfigured_RefusesEveryCaller: idtoken.Validate skips
-// the audience check when given none, so the App must not ask it to.
-func TestIAM_NoAudienceConfigured_RefusesEveryCaller(t *testing.T) {
-	h, _ := iamHarness(t, func(c *config.Config, _ *Deps) { c.IAMAudience = "" })
-	for _, aud := range []string{iamAudience, "https://some-other-service.example"} {
-		tok := callerToken(func(c map[string]any) { c["aud"] = aud })
-		resp := h.get("/ListMessages?user="+h.fake.UserSub(demo), "Authorization", "Bearer "+tok)
-		if resp.StatusCode == http.StatusOK {
-			t.Fatalf("aud %s: listed without a configured audience", aud)
-		}
-		if e := decode[apiError](t, resp); resp.StatusCode != http.StatusServiceUnavailable || e.Code != "not_configured" {
-			t.Fatalf("aud %s: %d %+v", aud, resp.StatusCode, e)
-		}
+// TestIAM_NoAudienceOrCallersConfigured_AppRefusesToStart: idtoken.Validate
+// skips the audience check when given none, so an App in IAM mode without
+// an audience (or an allow-list) must never serve.
+func TestIAM_NoAudienceOrCallersConfigured_AppRefusesToStart(t *testing.T) {
+	for name, change := range map[string]func(c *config.Config){
+		"no audience":        func(c *config.Config) { c.IAMAudience = "" },
+		"no allowed callers": func(c *config.Config) { c.IAMAllowedCallers = nil },
+	} {
+		t.Run(name, func(t *testing.T) {
+			h, _ := iamHarness(t)
+			cfg := h.cfg
+			change(&cfg)
+			if _, err := New(cfg, Deps{ClientSecret: h.secret, Keys: h.keys, Store: h.store, IDTokens: h.app.idTokens}); err == nil {
+				t.Fatal("New accepted IAM mode without an audience or allowed callers")
+			}
+		})
 	}
 }

@@ -132,7 +132,7 @@ func (a *App) needAuthorization(w http.ResponseWriter, r *http.Request, code, hi
 		}
 	}
 	target := a.authorizeURL(hint, returnTo, consent)
-	if isBrowser(r) && !wantsJSON(r) {
+	if isBrowser(r) && !wantsJSON(r) && a.cfg.ListAuthMode != config.AuthIAM {
 		http.Redirect(w, r, target, http.StatusFound)
 		return
 	}

@@ -5,11 +5,13 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/gmail-oauth-functions/gmail-oauth-functions/internal/fakegoogle"
 	"github.com/gmail-oauth-functions/gmail-oauth-functions/internal/keyring"
+	"github.com/gmail-oauth-functions/gmail-oauth-functions/internal/tokenstore"
 )
 
 // keySet returns the JSON of a key set with fixed keys named ids.
@@ -67,5 +69,47 @@ func TestKeyRotation_CallbackReseals(t *testing.T) {
 	wantStatus(t, h.login(demo), http.StatusOK) // no new refresh token: the stored one is kept, resealed
 	if r := h.record(demo); r.RefreshToken.KeyID != "k2" || len(h.fake.RefreshTokens(demo)) != 1 {
 		t.Fatalf("refresh token under %q after a callback, %d issued", r.RefreshToken.KeyID, len(h.fake.RefreshTokens(demo)))
+	}
+}
+
+func TestKeyRemoved_LoginAsksForConsentInsteadOfFailing(t *testing.T) {
+	h := newHarness(t)
+	h.keys.set(keySet("k1", "k1"))
+	wantStatus(t, h.login(demo), http.StatusOK)
+	h.keys.set(keySet("k2", "k2")) // k1 removed while records still use it
+	h.clock.Advance(h.cfg.SecretTTL + time.Second)
+	h.jar = map[string]string{}
+
+	// Google sends no refresh token (the grant exists) and the stored one no
+	// longer opens: the user is sent to consent, not stuck on an error.
+	resp := h.callback(h.consent(h.authorize(""), demo, true, true))
+	if loc := resp.Header.Get("Location"); resp.StatusCode != http.StatusFound || !strings.Contains(loc, "prompt=consent") {
+		t.Fatalf("%d to %q, want a redirect to consent", resp.StatusCode, loc)
+	}
+	resp = h.callback(h.consent(h.authorize(strings.TrimPrefix(resp.Header.Get("Location"), base+"/Authorize?")), demo, true, true))
+	wantStatus(t, resp, http.StatusOK)
+	if r := h.record(demo); !r.Usable() || r.RefreshToken.KeyID != "k2" {
+		t.Fatalf("after consent: %+v", r)
+	}
+	wantStatus(t, h.get("/ListMessages"), http.StatusOK)
+}
+
+func TestListMessages_RefreshTokenDoesNotOpen_ReauthorizationRequired(t *testing.T) {
+	h := loggedIn(t)
+	sub := h.fake.UserSub(demo)
+	_, err := h.store.Update(t.Context(), sub, func(cur *tokenstore.Record) (*tokenstore.Record, error) {
+		next := *cur
+		next.RefreshToken = keyring.Sealed{KeyID: cur.RefreshToken.KeyID, Ciphertext: bytes.Repeat([]byte{7}, 64)}
+		return &next, nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.clock.Advance(time.Hour)
+	if e := decode[apiError](t, h.get("/ListMessages", "Accept", jsonAccept)); e.Code != "reauthorization_required" {
+		t.Fatalf("answer %+v", e)
+	}
+	if h.record(demo).Usable() || h.fake.Count(fakegoogle.CountTokenRefresh) != 0 {
+		t.Fatal("want the record marked dead without calling Google")
 	}
 }

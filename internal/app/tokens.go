@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"net/http"
 	"sync"
@@ -107,7 +106,10 @@ func (u *userTokens) refresh(ctx context.Context, stale string) (string, error) 
 		defer cancel()
 		rt, err := u.rs.token.Open(u.rec.RefreshToken, []byte(sub))
 		if err != nil {
-			return nil, fmt.Errorf("open refresh token: %w", err)
+			// Sealed under a key no longer in the key set: unusable for good.
+			a.log.WarnContext(ctx, "stored refresh token does not open; marking it dead", "sub", sub, "err", err)
+			a.markDead(ctx, u.rec)
+			return nil, errReauthorize
 		}
 		tok, err := u.oc.TokenSource(a.oauthContext(ctx), &oauth2.Token{RefreshToken: string(rt)}).Token()
 		if err != nil {

@@ -47,6 +47,8 @@ func TestFromEnv_ErrorsNameTheVariable(t *testing.T) {
 		{"malformed secret name", map[string]string{"TOKEN_KEYS_SECRET": "keys"}, "TOKEN_KEYS_SECRET"},
 		{"no redirect url", map[string]string{"OAUTH_REDIRECT_URL": ""}, "OAUTH_REDIRECT_URL"},
 		{"plain http to a remote host", map[string]string{"GOOGLE_TOKEN_URL": "http://evil.example/token"}, "GOOGLE_TOKEN_URL"},
+		{"plain http to a name that looks like loopback", map[string]string{"GOOGLE_TOKEN_URL": "http://127.evil.example/token"}, "GOOGLE_TOKEN_URL"},
+		{"plain http to a wildcard-DNS loopback name", map[string]string{"GMAIL_ENDPOINT": "http://127.0.0.1.nip.io/"}, "GMAIL_ENDPOINT"},
 		{"relative authorize url", map[string]string{"AUTHORIZE_URL": "/Authorize"}, "AUTHORIZE_URL"},
 		{"unknown store", map[string]string{"TOKEN_STORE": "redis"}, "TOKEN_STORE"},
 		{"firestore without project", map[string]string{"GOOGLE_CLOUD_PROJECT": ""}, "GOOGLE_CLOUD_PROJECT"},
@@ -75,7 +77,7 @@ func TestFromEnv_LocalLoopbackHTTPAllowed(t *testing.T) {
 	m := map[string]string{
 		"OAUTH_CLIENT_SECRET_FILE": "c.json", "TOKEN_KEYS_FILE": "k.json", "TOKEN_STORE": "local",
 		"OAUTH_REDIRECT_URL": "http://localhost:8080/Callback", "AUTHORIZE_URL": "http://localhost:8080/Authorize",
-		"GOOGLE_TOKEN_URL": "http://127.0.0.1:8089/token", "LIST_AUTH_MODE": "iam",
+		"GOOGLE_TOKEN_URL": "http://127.0.0.1:8089/token", "GOOGLE_REVOKE_URL": "http://[::1]:8089/revoke", "LIST_AUTH_MODE": "iam",
 		"IAM_AUDIENCE": "http://localhost:8080/ListMessages", "IAM_ALLOWED_CALLERS": "a@x, b@y",
 	}
 	c, err := FromEnv(env(m))
