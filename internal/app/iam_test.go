@@ -308,7 +308,8 @@ func TestIAM_AllowedCaller_UserParameter(t *testing.T) {
 	h, _ := iamHarness(t)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			resp := h.get("/ListMessages?"+tt.query, "Authorization", "Bearer "+callerToken(nil))
+			// A server caller gets JSON whatever it accepts: never a redirect.
+			resp := h.get("/ListMessages?"+tt.query, "Authorization", "Bearer "+callerToken(nil), "Accept", htmlAccept)
 			if resp.StatusCode != tt.status {
 				t.Fatalf("status %d, want %d: %s", resp.StatusCode, tt.status, body(resp))
 			}
