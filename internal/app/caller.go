@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/gmail-oauth-functions/gmail-oauth-functions/internal/config"
 	"github.com/gmail-oauth-functions/gmail-oauth-functions/internal/tokenstore"
@@ -108,4 +109,33 @@ func (a *App) sessionUser(r *http.Request, rs *rings) (sub, email string, err er
 		return "", "", errNoSession
 	}
 	return s.Sub, s.Email, nil
+}
+
+// userRecord names the user with who and reads their record. It answers
+// the request itself when the caller is refused or the store is down, and
+// then returns ok false. A user with no session or no stored record comes
+// back as a nil record (with the email, when known), for the function to
+// decide.
+func (a *App) userRecord(w http.ResponseWriter, r *http.Request, rs *rings,
+	who func(*http.Request, *rings) (sub, email string, err error)) (rec *tokenstore.Record, email string, ok bool) {
+	sub, email, err := who(r, rs)
+	var ce *callerError
+	switch {
+	case errors.As(err, &ce):
+		writeJSON(w, ce.status, ce.e)
+		return nil, "", false
+	case errors.Is(err, errNoSession):
+		return nil, "", true
+	}
+	rec, err = a.lookup(r, sub, email)
+	switch {
+	case errors.Is(err, tokenstore.ErrNotFound):
+		return nil, email, true
+	case err != nil:
+		a.log.ErrorContext(r.Context(), "read token record", "err", err)
+		retryAfter(w, 5*time.Second)
+		writeJSON(w, http.StatusServiceUnavailable, apiError{Code: "unavailable", Description: "token store unavailable; try again shortly"})
+		return nil, "", false
+	}
+	return rec, rec.Email, true
 }

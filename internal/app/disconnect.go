@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/gmail-oauth-functions/gmail-oauth-functions/internal/config"
-	"github.com/gmail-oauth-functions/gmail-oauth-functions/internal/tokenstore"
 )
 
 // Disconnect (POST) revokes the user's refresh token at Google, deletes the
@@ -32,27 +31,13 @@ func (a *App) Disconnect(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	sub, email, err := a.whoForDisconnect(r, rs)
-	var ce *callerError
+	rec, _, ok := a.userRecord(w, r, rs, a.whoForDisconnect)
 	switch {
-	case errors.As(err, &ce):
-		writeJSON(w, ce.status, ce.e)
+	case !ok:
 		return
-	case errors.Is(err, errNoSession):
+	case rec == nil: // nothing to disconnect: done already
 		a.setCookie(w, a.sessionCookieName(), "", 0)
 		writeJSON(w, http.StatusOK, map[string]any{"status": "disconnected", "revoked": false})
-		return
-	}
-	rec, err := a.lookup(r, sub, email)
-	if errors.Is(err, tokenstore.ErrNotFound) {
-		a.setCookie(w, a.sessionCookieName(), "", 0)
-		writeJSON(w, http.StatusOK, map[string]any{"status": "disconnected", "revoked": false})
-		return
-	}
-	if err != nil {
-		a.log.ErrorContext(r.Context(), "disconnect: read record", "err", err)
-		retryAfter(w, 5*time.Second)
-		writeJSON(w, http.StatusServiceUnavailable, apiError{Code: "unavailable", Description: "token store unavailable; try again shortly"})
 		return
 	}
 	revokeErr := errors.New("no refresh token to revoke")

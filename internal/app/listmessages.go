@@ -35,25 +35,12 @@ func (a *App) ListMessages(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	sub, email, err := a.whoFor(r, rs)
-	var ce *callerError
+	rec, email, ok := a.userRecord(w, r, rs, a.whoFor)
 	switch {
-	case errors.As(err, &ce):
-		writeJSON(w, ce.status, ce.e)
+	case !ok:
 		return
-	case errors.Is(err, errNoSession):
-		a.needAuthorization(w, r, "authorization_required", "", false)
-		return
-	}
-	rec, err := a.lookup(r, sub, email)
-	switch {
-	case errors.Is(err, tokenstore.ErrNotFound):
+	case rec == nil:
 		a.needAuthorization(w, r, "authorization_required", email, false)
-		return
-	case err != nil:
-		a.log.ErrorContext(r.Context(), "read token record", "err", err)
-		retryAfter(w, 5*time.Second)
-		writeJSON(w, http.StatusServiceUnavailable, apiError{Code: "unavailable", Description: "token store unavailable; try again shortly"})
 		return
 	case !rec.Usable():
 		a.needAuthorization(w, r, "reauthorization_required", rec.Email, true)
