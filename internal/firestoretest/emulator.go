@@ -51,7 +51,11 @@ var (
 
 // Main runs the tests of m with the emulator available to them, stops the
 // emulator (if one was started) and exits with the tests' status.
-func Main(m *testing.M) {
+func Main(m *testing.M) { os.Exit(Run(m)) }
+
+// Run is Main for a TestMain with more to do afterwards: it returns the
+// tests' status instead of exiting.
+func Run(m *testing.M) int {
 	mu.Lock()
 	inMain = true
 	mu.Unlock()
@@ -65,7 +69,7 @@ func Main(m *testing.M) {
 		fmt.Fprintf(os.Stderr, "firestoretest: WARNING: %d test(s) needing the Firestore emulator were SKIPPED: %v\n", skipped, startErr)
 	}
 	mu.Unlock()
-	os.Exit(code)
+	return code
 }
 
 // Host returns the emulator's host:port, starting the emulator on first use.

@@ -17,6 +17,7 @@ import (
 
 	"github.com/gmail-oauth-functions/gmail-oauth-functions/internal/browsertest"
 	"github.com/gmail-oauth-functions/gmail-oauth-functions/internal/fakegoogle"
+	"github.com/gmail-oauth-functions/gmail-oauth-functions/internal/firestoretest"
 )
 
 // runnerBin is this package built as the README says, once for all tests.
@@ -34,7 +35,7 @@ func TestMain(m *testing.M) {
 		os.RemoveAll(dir)
 		os.Exit(1)
 	}
-	code := m.Run()
+	code := firestoretest.Run(m)
 	os.RemoveAll(dir)
 	os.Exit(code)
 }
@@ -277,4 +278,27 @@ func decodeList(t *testing.T, body []byte) listResponse {
 		}
 	}
 	return l
+}
+
+// TestRunner_WithFirestoreEmulator_KeepsTokensThere: given
+// FIRESTORE_EMULATOR_HOST, the runner keeps tokens in Firestore (the real
+// emulator) instead of its local file.
+func TestRunner_WithFirestoreEmulator_KeepsTokensThere(t *testing.T) {
+	host := firestoretest.Require(t)
+	project := firestoretest.ProjectID(t)
+	r := browsertest.StartRunner(t, browsertest.RunnerConfig{Bin: runnerBin,
+		Env: []string{autoApprove, "FIRESTORE_EMULATOR_HOST=" + host, "GOOGLE_CLOUD_PROJECT=" + project}})
+	c := newClient(t)
+	connect(t, c, r)
+	if got := listJSON(t, c, r, "?maxResults=3"); len(got.Messages) != 3 {
+		t.Fatalf("listed %d messages, want 3", len(got.Messages))
+	}
+	fs, _ := firestoretest.NewProjectClient(t.Context(), t, project)
+	docs, err := fs.Collection("gmail_tokens").Documents(t.Context()).GetAll()
+	if err != nil || len(docs) != 1 {
+		t.Fatalf("%d token documents in the emulator, want 1 (%v)", len(docs), err)
+	}
+	if _, err := os.Stat(filepath.Join(r.DataDir, "tokens.json")); !os.IsNotExist(err) {
+		t.Fatalf("the local token file exists too: %v", err)
+	}
 }
