@@ -138,6 +138,9 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	if secs := res.elapsed.Seconds(); float64(most) > 1200+20*secs {
 		rep.Notes = append(rep.Notes, fmt.Sprintf("a user was listed %d times in %.0fs: more than the App's per-user Gmail quota allows without waiting (1200 + 20/s); use more -users", most, secs))
 	}
+	if cfg.Fake == FakeInRunner {
+		rep.Notes = append(rep.Notes, "the runner's RSS and CPU include the fake Google, whose seeded mailboxes take about 2 MiB per user: run with -fake tool to measure the functions alone")
+	}
 	if cfg.Requests > 0 && res.ops >= cfg.Requests {
 		rep.Notes = append(rep.Notes, fmt.Sprintf("stopped after -requests %d operations", cfg.Requests))
 	}
