@@ -29,7 +29,7 @@
 //
 // With -fake=runner (the default) the fake Google runs inside the runner,
 // as in a local run, so the runner's RSS includes the fake's mailboxes
-// (about 1 MB per user). With -fake=tool the fake runs inside this tool
+// (about 2 MiB per user, and the CPU to serve it). With -fake=tool the fake runs inside this tool
 // instead and the runner gets only the functions, pointed at it through
 // the GOOGLE_*_URL, GMAIL_ENDPOINT and OAUTH_CLIENT_SECRET_FILE settings:
 // use it to measure the memory a function instance needs.
