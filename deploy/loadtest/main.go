@@ -28,11 +28,12 @@
 // has a 30 s timeout.
 //
 // With -fake=runner (the default) the fake Google runs inside the runner,
-// as in a local run, so the runner's RSS includes the fake's mailboxes
-// (about 2 MiB per user, and the CPU to serve it). With -fake=tool the fake runs inside this tool
-// instead and the runner gets only the functions, pointed at it through
-// the GOOGLE_*_URL, GMAIL_ENDPOINT and OAUTH_CLIENT_SECRET_FILE settings:
-// use it to measure the memory a function instance needs.
+// as in a local run, so the runner's RSS and CPU include the fake's (its
+// seeded mailboxes take about 2 MiB per user). With -fake=tool the fake
+// runs inside this tool instead and the runner gets only the functions,
+// pointed at it through the GOOGLE_*_URL, GMAIL_ENDPOINT and
+// OAUTH_CLIENT_SECRET_FILE settings: use it to measure what a function
+// instance needs.
 //
 // The App's own per-user Gmail quota accounting (6000 units a minute per
 // user and instance, so 20 lists a second per user after a burst of 1200)
