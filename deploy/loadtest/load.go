@@ -108,7 +108,11 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		rep.Baseline = &b
 	}
 
-	cfg.Log.Printf("load: %d clients for %v (at most %d operations), a login every %d operations", cfg.Concurrency, cfg.Duration, cfg.Requests, cfg.LoginEvery)
+	bound := cfg.Duration.String()
+	if cfg.Requests > 0 {
+		bound += fmt.Sprintf(" or %d operations", cfg.Requests)
+	}
+	cfg.Log.Printf("load: %d clients for %s, a login every %d operations (0: none)", cfg.Concurrency, bound, cfg.LoginEvery)
 	before, err := st.readProc()
 	if err != nil {
 		return nil, err
