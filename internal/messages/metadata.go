@@ -15,6 +15,9 @@ import (
 // c.concurrency at a time, and returns msgs in their order without the
 // messages deleted since they were listed.
 func (r *run) addMetadata(ctx context.Context, msgs []Message) ([]Message, error) {
+	if err := r.affordable(ctx, getCost*len(msgs)); err != nil {
+		return nil, err
+	}
 	found := make([]bool, len(msgs))
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(r.c.concurrency)

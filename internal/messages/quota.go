@@ -63,3 +63,18 @@ func (q *quota) sweep(now time.Time) {
 	}
 	q.lastSweep = now
 }
+
+// wait is how long user's bucket needs before it holds cost units, without
+// taking them: to refuse at once a request that cannot be paid for in time.
+func (q *quota) wait(user string, cost int, now time.Time) time.Duration {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	have := float64(q.perMinute)
+	if u := q.users[user]; u != nil {
+		have = u.lim.TokensAt(now)
+	}
+	if need := float64(cost) - have; need > 0 {
+		return time.Duration(need / (float64(q.perMinute) / 60) * float64(time.Second))
+	}
+	return 0
+}

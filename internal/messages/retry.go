@@ -43,6 +43,30 @@ func (b *budget) take(ctx context.Context, d time.Duration) bool {
 	return true
 }
 
+// fits reports whether d is within what is left of the budget and ctx's
+// deadline, without taking it.
+func (b *budget) fits(ctx context.Context, d time.Duration) bool {
+	if dl, ok := ctx.Deadline(); ok && time.Until(dl) < d {
+		return false
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return d <= b.left
+}
+
+// affordable refuses at once, with the wait the quota really needs, a
+// batch of calls costing cost that the user's quota cannot pay for within
+// the budget, instead of spending part of it and failing half way.
+func (r *run) affordable(ctx context.Context, cost int) error {
+	if r.c.quota == nil {
+		return nil
+	}
+	if wait := r.c.quota.wait(r.user, cost, r.c.now()); wait > 0 && !r.budget.fits(ctx, wait) {
+		return &RetryError{Status: http.StatusTooManyRequests, RetryAfter: wait, Err: ErrQuotaExceeded}
+	}
+	return nil
+}
+
 // do calls call, waiting for the user's quota first, and retries it on rate
 // limits, 5xx and transient network errors with exponential backoff while
 // the budget and ctx allow. method names the call in errors.
