@@ -57,7 +57,7 @@
 //	-login-every N    every Nth operation is a login instead of a ListMessages (default 20; 0: none)
 //	-query Q          ListMessages query string, e.g. "maxResults=10&format=metadata" (default "")
 //	-baseline D       length of the direct Gmail baseline phase (default 3s)
-//	-fake runner|tool where the fake Google runs (default runner)
+//	-fake runner|tool where the fake Google runs (default tool: the runner then holds only the functions, so its RSS and CPU are theirs)
 //	-gomaxprocs N     GOMAXPROCS of the runner (default 0: the Go default)
 //	-runner PATH      a runner binary already built (default: go build it into a temporary folder)
 //	-keep             keep the temporary folder (runner log, token store) and print its path
@@ -149,7 +149,7 @@ func defaultConfig() Config {
 		Latency:     20 * time.Millisecond,
 		LoginEvery:  20,
 		Baseline:    3 * time.Second,
-		Fake:        FakeInRunner,
+		Fake:        FakeInTool,
 	}
 }
 

@@ -90,7 +90,12 @@ func New(cfg config.Config, d Deps) (*App, error) {
 		scopes: []string{"openid", "email", cfg.GmailScope},
 	}
 	if a.hc == nil {
-		a.hc = &http.Client{Timeout: 30 * time.Second}
+		// One pool of connections to Google for every request of the
+		// instance; the default keeps only 2 idle per host, so concurrent
+		// requests would keep opening new ones.
+		t := http.DefaultTransport.(*http.Transport).Clone()
+		t.MaxIdleConnsPerHost = 100
+		a.hc = &http.Client{Timeout: 30 * time.Second, Transport: t}
 	}
 	if a.log == nil {
 		a.log = slog.Default()
