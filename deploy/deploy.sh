@@ -65,14 +65,8 @@ IAM_AUDIENCE="${IAM_AUDIENCE:-}"
 
 # Accept both --flag=value and --flag value. An empty value means "the default",
 # which lets Cloud Build pass empty substitutions.
-args=()
-for a in "$@"; do
-  case "$a" in
-  --*=*) args+=("${a%%=*}" "${a#*=}") ;;
-  *) args+=("$a") ;;
-  esac
-done
-set -- ${args[@]+"${args[@]}"}
+split_flag_values "$@"
+set -- ${ARGS[@]+"${ARGS[@]}"}
 while [[ $# -gt 0 ]]; do
   case "$1" in
   -h | --help) usage; exit 0 ;;

@@ -111,3 +111,16 @@ function_name() {
 new_key_id() {
   date -u +k%Y%m%dT%H%M%SZ
 }
+
+# split_flag_values "$@" sets ARGS to the arguments with every --flag=value
+# split into --flag value, so that scripts accept both forms.
+split_flag_values() {
+  ARGS=()
+  local a
+  for a in "$@"; do
+    case "$a" in
+    --*=*) ARGS+=("${a%%=*}" "${a#*=}") ;;
+    *) ARGS+=("$a") ;;
+    esac
+  done
+}

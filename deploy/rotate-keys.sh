@@ -41,14 +41,8 @@ WAIT_SECONDS="${WAIT_SECONDS:-360}"
 MODE=both
 PROMOTE_ID=""
 
-args=()
-for a in "$@"; do
-  case "$a" in
-  --*=*) args+=("${a%%=*}" "${a#*=}") ;;
-  *) args+=("$a") ;;
-  esac
-done
-set -- ${args[@]+"${args[@]}"}
+split_flag_values "$@"
+set -- ${ARGS[@]+"${ARGS[@]}"}
 while [[ $# -gt 0 ]]; do
   case "$1" in
   -h | --help) usage; exit 0 ;;

@@ -43,14 +43,8 @@ TOKEN_KEYS_FILE="${TOKEN_KEYS_FILE:-}"
 DEPLOYER="${DEPLOYER:-}"
 
 # Accept both --flag=value and --flag value.
-args=()
-for a in "$@"; do
-  case "$a" in
-  --*=*) args+=("${a%%=*}" "${a#*=}") ;;
-  *) args+=("$a") ;;
-  esac
-done
-set -- ${args[@]+"${args[@]}"}
+split_flag_values "$@"
+set -- ${ARGS[@]+"${ARGS[@]}"}
 while [[ $# -gt 0 ]]; do
   case "$1" in
   -h | --help) usage; exit 0 ;;
