@@ -6,11 +6,12 @@
 package e2e_test
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"testing"
 
-	"github.com/gmail-oauth-functions/gmail-oauth-functions/internal/browsertest"
+	"github.com/gmail-oauth-functions/gmail-oauth-functions/internal/runnerproc"
 )
 
 // runnerBin is the local runner, built once for the package.
@@ -22,7 +23,7 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, "e2e:", err)
 		os.Exit(1)
 	}
-	runnerBin, err = browsertest.BuildRunner(dir)
+	runnerBin, err = runnerproc.Build(context.Background(), dir)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "e2e:", err)
 		os.RemoveAll(dir)

@@ -20,6 +20,7 @@ import (
 	"golang.org/x/oauth2/google"
 
 	"github.com/gmail-oauth-functions/gmail-oauth-functions/internal/fakegoogle"
+	"github.com/gmail-oauth-functions/gmail-oauth-functions/internal/runnerproc"
 )
 
 // requestTimeout bounds every request the tool makes.
@@ -48,7 +49,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	bin := cfg.Runner
 	if bin == "" {
 		cfg.Log.Printf("building the local runner")
-		if bin, err = buildRunner(ctx, dir); err != nil {
+		if bin, err = runnerproc.Build(ctx, dir); err != nil {
 			return nil, err
 		}
 	}
@@ -59,12 +60,12 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	}
 	defer st.stop()
 	rep := &Report{Config: reportConfig(cfg), Machine: machine(), StartupMS: ms(st.Startup), FirstRequestMS: ms(st.FirstRequest)}
-	cfg.Log.Printf("runner pid %d serving at %s after %v (fake Google in the %s, %v latency)", st.cmd.Process.Pid, st.FuncURL, st.Startup.Round(time.Millisecond), cfg.Fake, cfg.Latency)
+	cfg.Log.Printf("runner pid %d serving at %s after %v (fake Google in the %s, %v latency)", st.proc.Cmd.Process.Pid, st.FuncURL, st.Startup.Round(time.Millisecond), cfg.Fake, cfg.Latency)
 	ps, err := st.readProc()
 	if err != nil {
 		return nil, err
 	}
-	rep.Runner.PID = st.cmd.Process.Pid
+	rep.Runner.PID = st.proc.Cmd.Process.Pid
 	rep.Runner.RSSAfterStartMiB = mib(ps.RSS)
 
 	tr := loopbackTransport(2*cfg.Concurrency + 8)

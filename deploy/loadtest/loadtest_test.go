@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"github.com/gmail-oauth-functions/gmail-oauth-functions/internal/runnerproc"
 	"log"
 	"net/http"
 	"strings"
@@ -26,7 +27,7 @@ func TestRun_Smoke(t *testing.T) {
 		t.Skip("builds and runs the local stack for several seconds")
 	}
 	ctx := context.Background()
-	bin, err := buildRunner(ctx, t.TempDir())
+	bin, err := runnerproc.Build(ctx, t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -3,10 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"os"
@@ -14,35 +12,11 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/gmail-oauth-functions/gmail-oauth-functions/internal/fakegoogle"
+	"github.com/gmail-oauth-functions/gmail-oauth-functions/internal/runnerproc"
 )
-
-// runnerPackage is the local runner's import path.
-const runnerPackage = "github.com/gmail-oauth-functions/gmail-oauth-functions/functions/cmd/local"
-
-// buildRunner builds the local runner into dir. It must run inside the
-// module (e.g. from the repository root).
-func buildRunner(ctx context.Context, dir string) (string, error) {
-	bin := filepath.Join(dir, "local")
-	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, runnerPackage)
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("go build %s (run from the repository, or pass -runner): %v\n%s", runnerPackage, err, out)
-	}
-	return bin, nil
-}
-
-// freePort returns a loopback TCP port that was free a moment ago.
-func freePort() (int, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port, nil
-}
 
 // stack is the running local runner and the fake Google.
 type stack struct {
@@ -50,10 +24,8 @@ type stack struct {
 	FakeURL string // http://localhost:PORT of the fake Google
 	Dir     string // the temporary folder: data, log, binary
 
-	cmd     *exec.Cmd
+	proc    *runnerproc.Process
 	logFile *os.File
-	exited  chan struct{}
-	waitErr error
 	fakeSrv *http.Server // FakeInTool only
 
 	StartedAt    time.Time
@@ -64,11 +36,11 @@ type stack struct {
 // startStack starts the runner (and with FakeInTool the fake Google) and
 // waits for the first served request.
 func startStack(ctx context.Context, cfg Config, dir, bin string) (*stack, error) {
-	port, err := freePort()
+	port, err := runnerproc.FreePort()
 	if err != nil {
 		return nil, err
 	}
-	fakePort, err := freePort()
+	fakePort, err := runnerproc.FreePort()
 	if err != nil {
 		return nil, err
 	}
@@ -76,12 +48,9 @@ func startStack(ctx context.Context, cfg Config, dir, bin string) (*stack, error
 		FuncURL: "http://localhost:" + strconv.Itoa(port),
 		FakeURL: "http://localhost:" + strconv.Itoa(fakePort),
 		Dir:     dir,
-		exited:  make(chan struct{}),
 	}
 	dataDir := filepath.Join(dir, "data")
-	// Only what a process needs from this environment: no setting of the
-	// caller's (a real OAUTH_CLIENT_SECRET, a proxy) reaches the runner.
-	env := []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME"), "TMPDIR=" + os.TempDir()}
+	env := runnerproc.MinimalEnv()
 	if cfg.GOMAXPROCS > 0 {
 		env = append(env, "GOMAXPROCS="+strconv.Itoa(cfg.GOMAXPROCS))
 	}
@@ -99,25 +68,20 @@ func startStack(ctx context.Context, cfg Config, dir, bin string) (*stack, error
 		s.stop()
 		return nil, err
 	}
-	s.cmd = exec.Command(bin, "-port", strconv.Itoa(port), "-fake-google-port", strconv.Itoa(fakePort), "-data", dataDir)
-	s.cmd.Env = env
-	s.cmd.Stdout, s.cmd.Stderr = s.logFile, s.logFile
-	// Its own process group, so stop reaches all of it; killed with this
-	// process if that dies first.
-	s.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	s.StartedAt = time.Now()
-	if err := s.cmd.Start(); err != nil {
-		s.stop()
-		return nil, fmt.Errorf("starting the runner: %w", err)
-	}
-	go func() {
-		s.waitErr = s.cmd.Wait()
-		close(s.exited)
-	}()
-	if err := s.waitReady(ctx); err != nil {
+	cmd := exec.Command(bin, "-port", strconv.Itoa(port), "-fake-google-port", strconv.Itoa(fakePort), "-data", dataDir)
+	cmd.Env = env
+	cmd.Stdout, cmd.Stderr = s.logFile, s.logFile
+	if s.proc, err = runnerproc.Start(cmd); err != nil {
 		s.stop()
 		return nil, err
 	}
+	s.StartedAt = s.proc.Started
+	ready, took, err := s.proc.WaitReady(ctx, s.FuncURL, s.FakeURL, 30*time.Second)
+	if err != nil {
+		s.stop()
+		return nil, fmt.Errorf("%w; its output:\n%s", err, s.output())
+	}
+	s.Startup, s.FirstRequest = ready.Sub(s.StartedAt), took
 	return s, nil
 }
 
@@ -150,47 +114,6 @@ func (s *stack) startFake(cfg Config, fakePort int, dataDir string) ([]string, e
 	}, nil
 }
 
-// waitReady polls Authorize until it answers a JSON client with an
-// authorization URL at the fake Google, and records how long that took
-// from the process start.
-func (s *stack) waitReady(ctx context.Context) error {
-	c := &http.Client{Transport: loopbackTransport(2), Timeout: 5 * time.Second,
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-	deadline := time.Now().Add(30 * time.Second)
-	last := "no answer yet"
-	for time.Now().Before(deadline) {
-		select {
-		case <-s.exited:
-			return fmt.Errorf("the runner exited before it answered (%v); its output:\n%s", s.waitErr, s.output())
-		case <-ctx.Done():
-			return ctx.Err()
-		default:
-		}
-		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, s.FuncURL+"/Authorize", nil)
-		req.Header.Set("Accept", "application/json")
-		sent := time.Now()
-		resp, err := c.Do(req)
-		if err != nil {
-			last = err.Error()
-			time.Sleep(time.Millisecond)
-			continue
-		}
-		body, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-		resp.Body.Close()
-		done := time.Now()
-		var v struct {
-			URL string `json:"authorization_url"`
-		}
-		if resp.StatusCode == http.StatusOK && json.Unmarshal(body, &v) == nil && strings.HasPrefix(v.URL, s.FakeURL+"/") {
-			s.Startup, s.FirstRequest = done.Sub(s.StartedAt), done.Sub(sent)
-			return nil
-		}
-		last = fmt.Sprintf("status %d: %s", resp.StatusCode, body)
-		time.Sleep(time.Millisecond)
-	}
-	return fmt.Errorf("the runner did not answer GET /Authorize within 30s (last: %s); its output:\n%s", last, s.output())
-}
-
 // output is the end of the runner's log.
 func (s *stack) output() string {
 	b, _ := os.ReadFile(filepath.Join(s.Dir, "runner.log"))
@@ -203,19 +126,8 @@ func (s *stack) output() string {
 // stop ends the runner (SIGTERM to its process group, SIGKILL after 5 s)
 // and the fake. It may be called more than once.
 func (s *stack) stop() {
-	if s.cmd != nil && s.cmd.Process != nil {
-		select {
-		case <-s.exited:
-		default:
-			pgid := s.cmd.Process.Pid
-			_ = syscall.Kill(-pgid, syscall.SIGTERM)
-			select {
-			case <-s.exited:
-			case <-time.After(5 * time.Second):
-				_ = syscall.Kill(-pgid, syscall.SIGKILL)
-				<-s.exited
-			}
-		}
+	if s.proc != nil {
+		s.proc.Stop(5 * time.Second)
 	}
 	if s.fakeSrv != nil {
 		s.fakeSrv.Close()
@@ -236,7 +148,7 @@ type procStatus struct {
 // readProc reads /proc/PID/status and /proc/PID/stat of the runner.
 func (s *stack) readProc() (procStatus, error) {
 	var ps procStatus
-	pid := s.cmd.Process.Pid
+	pid := s.proc.Cmd.Process.Pid
 	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
 		return ps, err

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -18,6 +19,7 @@ import (
 	"github.com/gmail-oauth-functions/gmail-oauth-functions/internal/browsertest"
 	"github.com/gmail-oauth-functions/gmail-oauth-functions/internal/fakegoogle"
 	"github.com/gmail-oauth-functions/gmail-oauth-functions/internal/firestoretest"
+	"github.com/gmail-oauth-functions/gmail-oauth-functions/internal/runnerproc"
 )
 
 // runnerBin is this package built as the README says, once for all tests.
@@ -29,7 +31,7 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	runnerBin, err = browsertest.BuildRunner(dir)
+	runnerBin, err = runnerproc.Build(context.Background(), dir)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.RemoveAll(dir)
