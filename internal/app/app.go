@@ -176,7 +176,6 @@ func (a *App) secretsOrFail(w http.ResponseWriter, r *http.Request) (*oauth2.Con
 		}
 	}
 	a.log.ErrorContext(r.Context(), "secrets unavailable", "err", err)
-	retryAfter(w, 5*time.Second)
-	writeJSON(w, http.StatusServiceUnavailable, apiError{Code: "unavailable", Description: "secrets are not available; try again shortly"})
+	unavailable(w, r, "secrets are not available; try again shortly")
 	return nil, nil, false
 }

@@ -103,8 +103,7 @@ func (a *App) Callback(w http.ResponseWriter, r *http.Request) {
 	rec, err := a.keepGrant(ctx, rs, id, granted, tok, issued)
 	if err != nil {
 		a.log.ErrorContext(ctx, "callback: store grant", "sub", id.Sub, "err", err)
-		retryAfter(w, 5*time.Second)
-		fail(w, r, http.StatusServiceUnavailable, apiError{Code: "unavailable", Description: "Could not save the authorization; please try again."})
+		unavailable(w, r, "Could not save the authorization; please try again.")
 		return
 	}
 	if !rec.Usable() {
@@ -193,7 +192,7 @@ func (a *App) exchangeFailed(w http.ResponseWriter, r *http.Request, f flowState
 	} else {
 		a.log.ErrorContext(ctx, "callback: code exchange failed", "err", errors.Unwrap(err))
 	}
-	retryAfter(w, 5*time.Second)
+	retryAfter(w, RetryUnavailable)
 	fail(w, r, http.StatusBadGateway, apiError{Code: "upstream_unavailable", Description: "Google did not complete the sign-in; please try again.",
 		AuthorizationURL: a.authorizeURL(f.LoginHint, f.ReturnTo, f.Consent)})
 }

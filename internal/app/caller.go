@@ -5,9 +5,9 @@ import (
 	"net/http"
 	"slices"
 	"strings"
-	"time"
 
 	"github.com/gmail-oauth-functions/gmail-oauth-functions/internal/config"
+	"github.com/gmail-oauth-functions/gmail-oauth-functions/internal/identity"
 	"github.com/gmail-oauth-functions/gmail-oauth-functions/internal/tokenstore"
 )
 
@@ -52,7 +52,6 @@ func (a *App) whoFor(r *http.Request, rs *rings) (sub, email string, err error) 
 func (a *App) checkCaller(r *http.Request) error {
 	raw, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 	if !ok || raw == "" {
-		r.Header.Del("Authorization")
 		return &callerError{http.StatusUnauthorized, apiError{Code: "unauthenticated", Description: "an ID token is required: Authorization: Bearer <token>"}}
 	}
 	p, err := a.idTokens.Validate(r.Context(), raw, a.cfg.IAMAudience)
@@ -62,31 +61,16 @@ func (a *App) checkCaller(r *http.Request) error {
 	}
 	// idtoken checks the signature against Google's keys, the audience and
 	// the expiry, but not the issuer.
-	if !slices.Contains(googleIssuers, p.Issuer) {
+	if !slices.Contains(identity.Issuers, p.Issuer) {
 		a.log.InfoContext(r.Context(), "caller ID token rejected", "err", "issuer is not Google", "iss", truncate(p.Issuer, 64))
 		return &callerError{http.StatusUnauthorized, apiError{Code: "unauthenticated", Description: "the ID token is not valid for this function"}}
 	}
 	email, _ := p.Claims["email"].(string)
-	if !emailVerified(p.Claims["email_verified"]) || !slices.Contains(a.cfg.IAMAllowedCallers, email) {
+	if !identity.EmailVerified(p.Claims["email_verified"]) || !slices.Contains(a.cfg.IAMAllowedCallers, email) {
 		a.log.WarnContext(r.Context(), "caller not allowed", "caller", email)
 		return &callerError{http.StatusForbidden, apiError{Code: "forbidden", Description: "this caller is not allowed"}}
 	}
 	return nil
-}
-
-// googleIssuers are the two spellings of Google's issuer in its ID tokens.
-var googleIssuers = []string{"https://accounts.google.com", "accounts.google.com"}
-
-// emailVerified reads the email_verified claim, which Google has sent both
-// as a boolean and as the string "true".
-func emailVerified(v any) bool {
-	switch v := v.(type) {
-	case bool:
-		return v
-	case string:
-		return v == "true"
-	}
-	return false
 }
 
 // lookup reads the user's record by sub, or by email in IAM mode.
@@ -133,8 +117,7 @@ func (a *App) userRecord(w http.ResponseWriter, r *http.Request, rs *rings,
 		return nil, email, true
 	case err != nil:
 		a.log.ErrorContext(r.Context(), "read token record", "err", err)
-		retryAfter(w, 5*time.Second)
-		writeJSON(w, http.StatusServiceUnavailable, apiError{Code: "unavailable", Description: "token store unavailable; try again shortly"})
+		unavailable(w, r, "token store unavailable; try again shortly")
 		return nil, "", false
 	}
 	return rec, rec.Email, true

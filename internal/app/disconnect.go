@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
-	"time"
 
 	"github.com/gmail-oauth-functions/gmail-oauth-functions/internal/config"
 )
@@ -50,8 +49,7 @@ func (a *App) Disconnect(w http.ResponseWriter, r *http.Request) {
 	}
 	if err := a.store.Delete(r.Context(), rec.Sub); err != nil {
 		a.log.ErrorContext(r.Context(), "disconnect: delete record", "sub", rec.Sub, "err", err)
-		retryAfter(w, 5*time.Second)
-		writeJSON(w, http.StatusServiceUnavailable, apiError{Code: "unavailable", Description: "could not delete the stored authorization; try again"})
+		unavailable(w, r, "could not delete the stored authorization; try again")
 		return
 	}
 	a.recent.drop(rec.Sub)

@@ -6,7 +6,6 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
-	"time"
 
 	"github.com/gmail-oauth-functions/gmail-oauth-functions/internal/config"
 	"github.com/gmail-oauth-functions/gmail-oauth-functions/internal/messages"
@@ -93,8 +92,7 @@ func (a *App) listFailed(w http.ResponseWriter, r *http.Request, rec *tokenstore
 		}
 		writeJSON(w, retry.Status, apiError{Code: code, Description: "Gmail is busy; retry after the Retry-After delay"})
 	case errors.Is(err, errTokenEndpoint):
-		retryAfter(w, 5*time.Second)
-		writeJSON(w, http.StatusServiceUnavailable, apiError{Code: "unavailable", Description: "Google's token endpoint is not answering; try again shortly"})
+		unavailable(w, r, "Google's token endpoint is not answering; try again shortly")
 	case ctx.Err() != nil:
 		a.log.InfoContext(ctx, "client went away", "sub", rec.Sub)
 	default:

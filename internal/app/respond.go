@@ -47,6 +47,16 @@ func fail(w http.ResponseWriter, r *http.Request, status int, e apiError) {
 	writeJSON(w, status, e)
 }
 
+// RetryUnavailable is the Retry-After of a 503 for a dependency that is
+// briefly away (Secret Manager, the store, Google's token endpoint).
+const RetryUnavailable = 5 * time.Second
+
+// unavailable answers 503 with Retry-After: a dependency is briefly away.
+func unavailable(w http.ResponseWriter, r *http.Request, description string) {
+	retryAfter(w, RetryUnavailable)
+	fail(w, r, http.StatusServiceUnavailable, apiError{Code: "unavailable", Description: description})
+}
+
 // retryAfter sets Retry-After in whole seconds, at least 1.
 func retryAfter(w http.ResponseWriter, d time.Duration) {
 	w.Header().Set("Retry-After", strconv.Itoa(max(1, int(math.Ceil(d.Seconds())))))

@@ -30,8 +30,12 @@ type Identity struct {
 	EmailVerified bool
 }
 
-// Google's two spellings of its issuer.
-var issuers = []string{"https://accounts.google.com", "accounts.google.com"}
+// Issuers are Google's two spellings of its issuer in ID tokens.
+var Issuers = []string{"https://accounts.google.com", "accounts.google.com"}
+
+// EmailVerified reads an email_verified claim, which Google has sent both
+// as a boolean and as the string "true".
+func EmailVerified(v any) bool { return v == true || v == "true" }
 
 // Skew is the clock difference tolerated on exp and iat.
 const Skew = 5 * time.Minute
@@ -66,7 +70,7 @@ func FromIDToken(raw, clientID, nonce string, now time.Time) (Identity, error) {
 		return Identity{}, fmt.Errorf("%w: payload is not JSON", ErrInvalid)
 	}
 	switch {
-	case !contains(issuers, c.Iss):
+	case !contains(Issuers, c.Iss):
 		return Identity{}, fmt.Errorf("%w: issuer %q", ErrInvalid, c.Iss)
 	case !audienceHas(c.Aud, clientID):
 		return Identity{}, fmt.Errorf("%w: audience is not this client", ErrInvalid)
@@ -81,7 +85,7 @@ func FromIDToken(raw, clientID, nonce string, now time.Time) (Identity, error) {
 	case c.Sub == "":
 		return Identity{}, ErrNoIdentity
 	}
-	return Identity{Sub: c.Sub, Email: c.Email, EmailVerified: c.EmailVerified == true || c.EmailVerified == "true"}, nil
+	return Identity{Sub: c.Sub, Email: c.Email, EmailVerified: EmailVerified(c.EmailVerified)}, nil
 }
 
 // FromUserinfo asks the userinfo endpoint with the access token, for the
@@ -107,7 +111,7 @@ func FromUserinfo(ctx context.Context, hc *http.Client, userinfoURL, accessToken
 	if c.Sub == "" {
 		return Identity{}, ErrNoIdentity
 	}
-	return Identity{Sub: c.Sub, Email: c.Email, EmailVerified: c.EmailVerified == true || c.EmailVerified == "true"}, nil
+	return Identity{Sub: c.Sub, Email: c.Email, EmailVerified: EmailVerified(c.EmailVerified)}, nil
 }
 
 func audienceHas(raw json.RawMessage, clientID string) bool {
