@@ -24,11 +24,14 @@ import (
 // dependency fails: real components, real clock, real HTTP.
 
 // onFirestore makes the harness's App keep its records in the emulator,
-// through a connection of its own, on project.
+// through a connection of its own, on project, with the configuration's
+// STORE_TIMEOUT (the default when the test sets none).
 func onFirestore(t testing.TB, project string) harnessOpt {
 	return func(c *config.Config, d *Deps) {
 		fs, _ := firestoretest.NewProjectClient(context.Background(), t, project)
-		d.Store = firestorestore.New(fs, firestorestore.DefaultCollection)
+		st := firestorestore.New(fs, firestorestore.DefaultCollection)
+		st.Timeout = c.StoreTimeout
+		d.Store = st
 	}
 }
 
