@@ -1151,4 +1151,20 @@ func cloudBuildDeploy(t *testing.T, given map[string]string) []call {
 // substitutions, deploy each function once with the settings of a manual deploy.
 func TestCloudBuildDeploySteps(t *testing.T) {
 	checkDeploy(t, cloudBuildDeploy(t, nil), "session", "https://us-central1-stub-project.cloudfunctions.net")
+
+	// Each service-account substitution reaches every deploy.
+	calls := cloudBuildDeploy(t, map[string]string{
+		"_SERVICE_ACCOUNT":           "fn@other.iam.gserviceaccount.com",
+		"_AUTHORIZE_SERVICE_ACCOUNT": "authz@other.iam.gserviceaccount.com",
+		"_BUILD_SERVICE_ACCOUNT":     "builder@other.iam.gserviceaccount.com",
+	})
+	for ep, c := range deploys(t, calls) {
+		runsAs := "fn@other.iam.gserviceaccount.com"
+		if ep == "Authorize" {
+			runsAs = "authz@other.iam.gserviceaccount.com"
+		}
+		if !c.has("--service-account="+runsAs) || !c.has("--build-service-account=projects/stub-project/serviceAccounts/builder@other.iam.gserviceaccount.com") {
+			t.Errorf("%s: the substitutions' accounts do not reach\n  %s", ep, c)
+		}
+	}
 }
