@@ -2,6 +2,7 @@ package deploy
 
 import (
 	"fmt"
+	"maps"
 	"os"
 	"slices"
 	"strings"
@@ -111,6 +112,67 @@ func docCommands(t *testing.T, file, prefix string) [][]string {
 		out = append(out, words)
 	}
 	return out
+}
+
+// The runbook for a leaked server credential (SECURITY.md) must work as
+// written: its commands are ones gcloud accepts; they remove every invoker
+// binding deploy.sh gives that caller, on ListMessages and Disconnect; and its
+// redeploy leaves the caller out of both the bindings and the allow-list.
+func TestSecurityRunbookCutsOffALeakedCaller(t *testing.T) {
+	const (
+		leaked = "backend@caller-project.iam.gserviceaccount.com"
+		other  = "other@caller-project.iam.gserviceaccount.com"
+	)
+	var gcloud []call
+	var redeploy []string
+	for _, words := range docCommands(t, "../SECURITY.md", "gcloud ") {
+		gcloud = append(gcloud, call{args: words[1:]})
+	}
+	for _, words := range docCommands(t, "../SECURITY.md", "deploy/deploy.sh ") {
+		if redeploy != nil {
+			t.Fatal("SECURITY.md shows more than one deploy.sh command; the runbook's redeploy must be the only one")
+		}
+		redeploy = words[1:]
+	}
+	removes := find(gcloud, "functions", "remove-invoker-policy-binding")
+	if len(removes) == 0 || redeploy == nil {
+		t.Fatalf("SECURITY.md's runbook shows no remove-invoker-policy-binding or no redeploy:\n%s", dump(gcloud))
+	}
+
+	// What deploy.sh grants the caller, in the runbook's project and region.
+	project, _ := removes[0].flag("project")
+	region, _ := removes[0].flag("region")
+	calls, out, err := runScript(t, nil, "deploy.sh", "--project="+project, "--region="+region, "--list-auth=iam", "--allowed-callers="+leaked+","+other)
+	if err != nil {
+		t.Fatalf("deploy.sh: %v\n%s", err, out)
+	}
+	granted := map[string]bool{}
+	for _, c := range find(calls, "functions", "add-invoker-policy-binding") {
+		if c.has("--member=serviceAccount:" + leaked) {
+			granted[strings.Join(c.args[2:], " ")] = true
+		}
+	}
+	removed := map[string]bool{}
+	for _, c := range removes {
+		removed[strings.Join(c.args[2:], " ")] = true
+	}
+	if len(granted) != 2 || !maps.Equal(granted, removed) {
+		t.Errorf("deploy.sh grants the caller\n  %v\nthe runbook removes\n  %v\n(both private functions, exactly)", slices.Sorted(maps.Keys(granted)), slices.Sorted(maps.Keys(removed)))
+	}
+
+	calls, out, err = runScript(t, nil, "deploy.sh", redeploy...)
+	if err != nil {
+		t.Fatalf("the runbook's redeploy: %v\n%s", err, out)
+	}
+	for _, c := range calls {
+		if strings.Contains(c.String(), leaked) {
+			t.Errorf("the runbook's redeploy still names the leaked caller: %s", c)
+		}
+	}
+	if got := invokers(calls); len(got["gmail-list-messages"]) == 0 || len(got["gmail-disconnect"]) == 0 {
+		t.Errorf("the runbook's redeploy must keep the other callers: %v", got)
+	}
+	checkWithRealGcloud(t, gcloud)
 }
 
 // The Cloud Build commands deploy/README.md and cloudbuild.yaml show work as
