@@ -1,8 +1,6 @@
 package deploy
 
 import (
-	"bytes"
-	"context"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
@@ -15,7 +13,6 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"time"
 )
 
 // need returns the path of tool. When it is missing the test fails under
@@ -969,65 +966,31 @@ func checkWithRealGcloud(t *testing.T, calls []call) {
 	}
 }
 
-// realGcloudProblems runs each call with the real gcloud, isolated from any
-// credentials and from the network, and describes those it rejects.
+// realGcloudProblems runs each call with the real gcloud (one process for
+// the whole test binary, see realGcloud), isolated from any credentials and
+// from the network, and describes those it rejects.
 func realGcloudProblems(t *testing.T, gcloud string, calls []call) []string {
 	t.Helper()
-	env := append(os.Environ(),
-		"CLOUDSDK_CONFIG="+t.TempDir(),
-		"CLOUDSDK_CORE_DISABLE_PROMPTS=1",
-		"CLOUDSDK_CORE_CHECK_GCE_METADATA=false", // no metadata-server credentials (Cloud Build, GCE)
-		"CLOUDSDK_COMPONENT_MANAGER_DISABLE_UPDATE_CHECK=1",
-		"CLOUDSDK_CORE_DISABLE_USAGE_REPORTING=true",
-		"CLOUDSDK_PROXY_TYPE=http", // and should anything try the network, a dead proxy
-		"CLOUDSDK_PROXY_ADDRESS=127.0.0.1",
-		"CLOUDSDK_PROXY_PORT=9",
-	)
-	var (
-		mu       sync.Mutex
-		problems []string
-		wg       sync.WaitGroup
-		sem      = make(chan struct{}, 8)
-	)
-	for _, c := range calls {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			sem <- struct{}{}
-			defer func() { <-sem }()
-			// gcloud parses arguments in seconds on an idle machine, but on a
-			// busy shared one a call has taken over 4 minutes: a hang is longer.
-			ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
-			defer cancel()
-			cmd := exec.CommandContext(ctx, gcloud, c.args...)
-			cmd.Env = env
-			cmd.Dir = c.dir
-			cmd.Stdin = bytes.NewReader(nil)
-			out, err := cmd.CombinedOutput()
-			code := 0
-			if ee, ok := err.(*exec.ExitError); ok {
-				code = ee.ExitCode()
-			}
-			s := string(out)
-			var p string
-			switch {
-			case ctx.Err() != nil:
-				p = fmt.Sprintf("real gcloud hung on %s", c)
-			case code == 2 || strings.Contains(s, "unrecognized arguments") || strings.Contains(s, ") argument ") || strings.Contains(s, "Invalid choice"):
-				p = fmt.Sprintf("real gcloud rejects the arguments of\n  %s\n%s", c, s)
-			case err == nil:
-				p = fmt.Sprintf("real gcloud ran %s without credentials: the check is not isolated", c)
-			case !strings.Contains(s, "active account"):
-				t.Logf("real gcloud on %s (exit %d): %s", c, code, s)
-			}
-			if p != "" {
-				mu.Lock()
-				problems = append(problems, p)
-				mu.Unlock()
-			}
-		}()
+	g, err := sharedGcloud(gcloud)
+	if err != nil {
+		return []string{fmt.Sprintf("cannot run the real gcloud: %v", err)}
 	}
-	wg.Wait()
+	var problems []string
+	for _, c := range calls {
+		a, err := g.run(c)
+		if err != nil {
+			problems = append(problems, err.Error())
+			continue
+		}
+		switch s := a.Output; {
+		case a.Code == 2 || strings.Contains(s, "unrecognized arguments") || strings.Contains(s, ") argument ") || strings.Contains(s, "Invalid choice"):
+			problems = append(problems, fmt.Sprintf("real gcloud rejects the arguments of\n  %s\n%s", c, s))
+		case a.Code == 0:
+			problems = append(problems, fmt.Sprintf("real gcloud ran %s without credentials: the check is not isolated", c))
+		case !strings.Contains(s, "active account"):
+			t.Logf("real gcloud on %s (exit %d): %s", c, a.Code, s)
+		}
+	}
 	return problems
 }
 
