@@ -51,6 +51,7 @@ func newLatencyBenchHarness(b *testing.B, latency time.Duration, opts ...harness
 	h.app.mail = messages.New(messages.Options{
 		Endpoint:            h.cfg.Endpoints.Gmail,
 		MetadataConcurrency: h.cfg.MetadataConcurrency,
+		BatchSize:           h.cfg.GmailBatchSize,
 		RetryBudget:         h.cfg.GmailRetryBudget,
 		QuotaPerMinute:      1 << 40, // accounted as in production, never exhausted
 	})
@@ -196,8 +197,8 @@ func BenchmarkListMessages_TokenExpired(b *testing.B) {
 	}
 }
 
-// BenchmarkListMessages_Metadata: one list of 10 messages and 10
-// messages.get calls (10 at a time), merged in page order.
+// BenchmarkListMessages_Metadata: one list of 10 messages and one batch
+// request of their 10 messages.get calls, merged in page order.
 func BenchmarkListMessages_Metadata(b *testing.B) {
 	h, session := benchLoggedIn(b)
 	fn := h.app.Handlers()["ListMessages"]
@@ -207,8 +208,8 @@ func BenchmarkListMessages_Metadata(b *testing.B) {
 		serveOnce(b, fn, http.MethodGet, "/ListMessages?format=metadata&maxResults=10", http.StatusOK, session)
 	}
 	b.StopTimer()
-	if n := h.fake.Count(fakegoogle.CountGmailGet); n != 10*b.N {
-		b.Fatalf("%d gets for %d ops", n, b.N)
+	if n, p := h.fake.Count(fakegoogle.CountGmailBatch), h.fake.Count(fakegoogle.CountGmailBatchPart); n != b.N || p != 10*b.N {
+		b.Fatalf("%d batches of %d gets in all for %d ops", n, p, b.N)
 	}
 }
 
