@@ -69,6 +69,7 @@ type Config struct {
 	MetadataConcurrency int
 	GmailRetryBudget    time.Duration
 	LogLevel            slog.Level
+	LogFormat           string // json or text
 
 	Endpoints Endpoints
 }
@@ -98,6 +99,7 @@ var Variables = []struct{ Name, Default, Use string }{
 	{"GMAIL_METADATA_CONCURRENCY", "10", "concurrent messages.get calls for format=metadata"},
 	{"GMAIL_RETRY_BUDGET", "20s", "total time one request may wait on Gmail retries"},
 	{"LOG_LEVEL", "info", "debug, info, warn or error"},
+	{"LOG_FORMAT", "json", "json (Cloud Logging's) or text (short lines for a terminal, the local runner's default)"},
 	{"GOOGLE_AUTH_URL", GoogleAuthURL, "Google authorization endpoint"},
 	{"GOOGLE_TOKEN_URL", GoogleTokenURL, "Google token endpoint"},
 	{"GOOGLE_REVOKE_URL", GoogleRevokeURL, "Google revocation endpoint"},
@@ -132,6 +134,7 @@ func FromEnv(getenv func(string) string) (Config, error) {
 		MetadataConcurrency: r.intIn("GMAIL_METADATA_CONCURRENCY", 10, 1, 100),
 		GmailRetryBudget:    r.duration("GMAIL_RETRY_BUDGET", 20*time.Second),
 		LogLevel:            r.level("LOG_LEVEL"),
+		LogFormat:           r.oneOf("LOG_FORMAT", "json", "json", "text"),
 		Endpoints: Endpoints{
 			AuthURL:     r.url("GOOGLE_AUTH_URL", GoogleAuthURL, false),
 			TokenURL:    r.url("GOOGLE_TOKEN_URL", GoogleTokenURL, false),

@@ -25,7 +25,7 @@ func TestFromEnv_ProductionDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	if c.Store != StoreFirestore || c.FirestoreCollection != "gmail_tokens" || c.ListAuthMode != AuthSession ||
-		c.Endpoints.TokenURL != GoogleTokenURL || c.SecretTTL != 5*time.Minute || c.GmailScope != GmailReadonly {
+		c.Endpoints.TokenURL != GoogleTokenURL || c.SecretTTL != 5*time.Minute || c.GmailScope != GmailReadonly || c.LogFormat != "json" {
 		t.Fatalf("defaults: %+v", c)
 	}
 	if c.ListMessagesURL != "https://r-p.cloudfunctions.net/ListMessages" {
@@ -58,6 +58,7 @@ func TestFromEnv_ErrorsNameTheVariable(t *testing.T) {
 		{"concurrency out of range", map[string]string{"GMAIL_METADATA_CONCURRENCY": "0"}, "GMAIL_METADATA_CONCURRENCY"},
 		{"origin with a path", map[string]string{"ALLOWED_ORIGINS": "https://app.example.com/x"}, "ALLOWED_ORIGINS"},
 		{"bad log level", map[string]string{"LOG_LEVEL": "loud"}, "LOG_LEVEL"},
+		{"bad log format", map[string]string{"LOG_FORMAT": "pretty"}, "LOG_FORMAT"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
