@@ -58,6 +58,7 @@ type Config struct {
 	Store               string
 	FirestoreDatabase   string
 	FirestoreCollection string
+	StoreTimeout        time.Duration // the budget of one token store call
 	LocalStorePath      string
 
 	ListAuthMode      string
@@ -90,6 +91,7 @@ var Variables = []struct{ Name, Default, Use string }{
 	{"TOKEN_STORE", StoreFirestore, "firestore or local"},
 	{"FIRESTORE_DATABASE", "(default)", "Firestore database id"},
 	{"FIRESTORE_COLLECTION", "gmail_tokens", "Firestore collection of token records"},
+	{"STORE_TIMEOUT", "3s", "time budget of one Firestore call, its retries included; past it the answer is 503 unavailable with Retry-After"},
 	{"LOCAL_STORE_PATH", ".local/tokens.json", "file of the local token store"},
 	{"LIST_AUTH_MODE", AuthSession, "session (browser session cookie) or iam (Google-signed ID token and user=)"},
 	{"IAM_AUDIENCE", "", "iam mode: the audience callers' ID tokens must carry (the ListMessages URL)"},
@@ -125,6 +127,7 @@ func FromEnv(getenv func(string) string) (Config, error) {
 		Store:               r.oneOf("TOKEN_STORE", StoreFirestore, StoreFirestore, StoreLocal),
 		FirestoreDatabase:   r.strOr("FIRESTORE_DATABASE", "(default)"),
 		FirestoreCollection: r.strOr("FIRESTORE_COLLECTION", "gmail_tokens"),
+		StoreTimeout:        r.duration("STORE_TIMEOUT", 3*time.Second),
 		LocalStorePath:      r.strOr("LOCAL_STORE_PATH", ".local/tokens.json"),
 		ListAuthMode:        r.oneOf("LIST_AUTH_MODE", AuthSession, AuthSession, AuthIAM),
 		IAMAudience:         r.str("IAM_AUDIENCE"),
@@ -170,6 +173,9 @@ func FromEnv(getenv func(string) string) (Config, error) {
 	}
 	if c.SecretTTL <= 0 || c.SessionTTL <= 0 || c.GmailRetryBudget < 0 {
 		r.fail("SECRET_TTL/SESSION_TTL/GMAIL_RETRY_BUDGET", "must be positive")
+	}
+	if c.StoreTimeout <= 0 || c.StoreTimeout > 30*time.Second {
+		r.fail("STORE_TIMEOUT", "must be positive and at most 30s (well inside the function's timeout)")
 	}
 	if err := errors.Join(r.errs...); err != nil {
 		return Config{}, fmt.Errorf("configuration: %w", err)
