@@ -242,18 +242,18 @@ func seedMessages(email string, n int) []Message {
 			from = pick(rng, seedContacts)
 			tmpl = pick(rng, seedPersonal)
 			labels = inboxLabels(rng, kind)
-		case "SPAM":
-			s := pick(rng, seedSenders[kind])
+		default: // another category, SPAM, or TRASH (where promotions go)
+			senders := seedSenders[kind]
+			if kind == "TRASH" {
+				senders = seedSenders["CATEGORY_PROMOTIONS"]
+			}
+			s := pick(rng, senders)
 			from, tmpl = s.contact, pick(rng, s.templates)
-			labels = []string{"SPAM", "CATEGORY_PROMOTIONS"}
-		case "TRASH":
-			s := pick(rng, seedSenders["CATEGORY_PROMOTIONS"])
-			from, tmpl = s.contact, pick(rng, s.templates)
-			labels = []string{"TRASH", "CATEGORY_PROMOTIONS"}
-		default:
-			s := pick(rng, seedSenders[kind])
-			from, tmpl = s.contact, pick(rng, s.templates)
-			labels = inboxLabels(rng, kind)
+			if kind == "SPAM" || kind == "TRASH" {
+				labels = []string{kind, "CATEGORY_PROMOTIONS"}
+			} else {
+				labels = inboxLabels(rng, kind)
+			}
 		}
 		// A statement or an invoice is for the month before.
 		vals := map[string]string{"month": ((date.Month()+10)%12 + 1).String()}
