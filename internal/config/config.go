@@ -71,6 +71,7 @@ type Config struct {
 	GmailBatchSize      int // messages.get calls in one batch request
 	GmailRetryBudget    time.Duration
 	LogLevel            slog.Level
+	LogFormat           string // json or text
 
 	Endpoints Endpoints
 }
@@ -102,6 +103,7 @@ var Variables = []struct{ Name, Default, Use string }{
 	{"GMAIL_BATCH_SIZE", "50", "messages.get calls in one Gmail batch request for format=metadata (1 to 100)"},
 	{"GMAIL_RETRY_BUDGET", "20s", "total time one request may wait on Gmail retries"},
 	{"LOG_LEVEL", "info", "debug, info, warn or error"},
+	{"LOG_FORMAT", "json", "json (Cloud Logging's) or text (short lines for a terminal, the local runner's default)"},
 	{"GOOGLE_AUTH_URL", GoogleAuthURL, "Google authorization endpoint"},
 	{"GOOGLE_TOKEN_URL", GoogleTokenURL, "Google token endpoint"},
 	{"GOOGLE_REVOKE_URL", GoogleRevokeURL, "Google revocation endpoint"},
@@ -138,6 +140,7 @@ func FromEnv(getenv func(string) string) (Config, error) {
 		GmailBatchSize:      r.intIn("GMAIL_BATCH_SIZE", 50, 1, 100),
 		GmailRetryBudget:    r.duration("GMAIL_RETRY_BUDGET", 20*time.Second),
 		LogLevel:            r.level("LOG_LEVEL"),
+		LogFormat:           r.oneOf("LOG_FORMAT", "json", "json", "text"),
 		Endpoints: Endpoints{
 			AuthURL:     r.url("GOOGLE_AUTH_URL", GoogleAuthURL, false),
 			TokenURL:    r.url("GOOGLE_TOKEN_URL", GoogleTokenURL, false),

@@ -26,7 +26,7 @@ func TestFromEnv_ProductionDefaults(t *testing.T) {
 	}
 	if c.Store != StoreFirestore || c.FirestoreCollection != "gmail_tokens" || c.ListAuthMode != AuthSession ||
 		c.Endpoints.TokenURL != GoogleTokenURL || c.SecretTTL != 5*time.Minute || c.GmailScope != GmailReadonly ||
-		c.GmailBatchSize != 50 || c.MetadataConcurrency != 2 || c.StoreTimeout != 3*time.Second {
+		c.GmailBatchSize != 50 || c.MetadataConcurrency != 2 || c.StoreTimeout != 3*time.Second || c.LogFormat != "json" {
 		t.Fatalf("defaults: %+v", c)
 	}
 	if c.ListMessagesURL != "https://r-p.cloudfunctions.net/ListMessages" {
@@ -64,6 +64,7 @@ func TestFromEnv_ErrorsNameTheVariable(t *testing.T) {
 		{"batch size not a number", map[string]string{"GMAIL_BATCH_SIZE": "fifty"}, "GMAIL_BATCH_SIZE"},
 		{"origin with a path", map[string]string{"ALLOWED_ORIGINS": "https://app.example.com/x"}, "ALLOWED_ORIGINS"},
 		{"bad log level", map[string]string{"LOG_LEVEL": "loud"}, "LOG_LEVEL"},
+		{"bad log format", map[string]string{"LOG_FORMAT": "pretty"}, "LOG_FORMAT"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
