@@ -65,7 +65,7 @@ func TestSecretManager_WarmInstancePastTTL_NotAnswering_NoRequestWaits(t *testin
 
 			authorize := func(int) shot { return authorizeJSON(client, srv.URL) }
 			l := startLoad(clients, authorize)
-			time.Sleep(time.Second)
+			time.Sleep(500 * time.Millisecond)
 			var baseline time.Duration
 			for _, s := range l.finish() {
 				baseline = max(baseline, s.took())
@@ -75,7 +75,7 @@ func TestSecretManager_WarmInstancePastTTL_NotAnswering_NoRequestWaits(t *testin
 			fault.set(sm, true)
 			before := sm.AccessCount()
 			l = startLoad(clients, authorize)
-			time.Sleep(time.Second)
+			time.Sleep(500 * time.Millisecond)
 			shots := l.finish()
 			sm.AddVersion("oauth-client", rotated)
 			fault.set(sm, false)
