@@ -136,30 +136,41 @@ func gcloudCommands(t *testing.T) map[string][]string {
 	return found
 }
 
-// readmeDeploySection returns README.md's deploy section, whitespace collapsed
-// and shell line continuations joined.
-func readmeDeploySection(t *testing.T) string {
+// deployGuide returns deploy/README.md, the deploy guide, whitespace
+// collapsed and shell line continuations joined.
+func deployGuide(t *testing.T) string {
 	t.Helper()
-	b, err := os.ReadFile("../README.md")
+	b, err := os.ReadFile("README.md")
 	if err != nil {
-		t.Fatalf("README.md: %v", err)
+		t.Fatalf("deploy/README.md: %v", err)
 	}
-	s := string(b)
-	begin := strings.Index(s, "<!-- deploy:begin -->")
-	end := strings.Index(s, "<!-- deploy:end -->")
-	if begin < 0 || end < begin {
-		t.Fatal("README.md has no <!-- deploy:begin --> ... <!-- deploy:end --> section")
-	}
-	s = strings.ReplaceAll(s[begin:end], "\\\n", " ")
+	s := strings.ReplaceAll(string(b), "\\\n", " ")
 	return strings.Join(strings.Fields(s), " ")
 }
 
 func TestReadmeShowsEveryGcloudCommand(t *testing.T) {
-	readme := readmeDeploySection(t)
+	guide := deployGuide(t)
 	for cmd, files := range gcloudCommands(t) {
 		re := regexp.MustCompile(regexp.QuoteMeta(cmd) + `(?:[^a-z0-9-]|$)`)
-		if !re.MatchString(readme) {
-			t.Errorf("README.md's deploy section does not show %q (run by %v)", cmd, files)
+		if !re.MatchString(guide) {
+			t.Errorf("deploy/README.md does not show %q (run by %v)", cmd, files)
+		}
+	}
+}
+
+// README.md keeps a pointer to the deploy guide, not a second copy of it.
+func TestReadmeLinksToDeployGuide(t *testing.T) {
+	b, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := string(b)
+	if !strings.Contains(s, "](deploy/README.md)") {
+		t.Error("README.md does not link to deploy/README.md")
+	}
+	for _, copied := range []string{"gcloud functions deploy", "gcloud projects add-iam-policy-binding", "deploy/setup.sh --project=", "gcloud builds submit"} {
+		if strings.Contains(s, copied) {
+			t.Errorf("README.md still holds deploy-guide material (%q): it belongs in deploy/README.md", copied)
 		}
 	}
 }
