@@ -118,6 +118,7 @@ func New(cfg config.Config, d Deps) (*App, error) {
 		Endpoint:            cfg.Endpoints.Gmail,
 		MetadataConcurrency: cfg.MetadataConcurrency,
 		RetryBudget:         cfg.GmailRetryBudget,
+		AttemptTimeout:      cfg.GmailAttemptTimeout,
 	})
 	return a, nil
 }

@@ -43,6 +43,14 @@ func (b *budget) take(ctx context.Context, d time.Duration) bool {
 	return true
 }
 
+// spend counts d, the time a failed call took, against the budget, even
+// past what is left.
+func (b *budget) spend(d time.Duration) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.left -= d
+}
+
 // fits reports whether d is within what is left of the budget and ctx's
 // deadline, without taking it.
 func (b *budget) fits(ctx context.Context, d time.Duration) bool {
@@ -75,6 +83,7 @@ func (r *run) do(ctx context.Context, method string, cost int, call func() error
 		if err := r.charge(ctx, cost); err != nil {
 			return err
 		}
+		start := r.c.now()
 		err := call()
 		if err == nil {
 			return nil
@@ -83,12 +92,21 @@ func (r *run) do(ctx context.Context, method string, cost int, call func() error
 		if ctxErr := ctx.Err(); ctxErr != nil {
 			return fmt.Errorf("messages: gmail %s: %w", method, ctxErr)
 		}
-		status, asked, retry := retryable(err, r.c.now())
+		now := r.c.now()
+		status, asked, retry := retryable(err, now)
 		if !retry {
 			return classify(method, err)
 		}
+		took := now.Sub(start)
+		r.budget.spend(took)
 		wait := max(asked, r.c.backoff(attempt))
-		if !r.budget.take(ctx, wait) {
+		// A call that ran out of time may well do so again: it is retried
+		// only if the budget holds the wait and another whole call.
+		need := wait
+		if took >= r.c.attempt {
+			need += r.c.attempt
+		}
+		if !r.budget.fits(ctx, need) || !r.budget.take(ctx, wait) {
 			return &RetryError{Status: status, RetryAfter: wait, Err: fmt.Errorf("gmail %s: %w", method, err)}
 		}
 		if err := r.c.sleep(ctx, wait); err != nil {
