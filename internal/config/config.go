@@ -68,7 +68,8 @@ type Config struct {
 	AllowedOrigins    []string
 
 	SessionTTL          time.Duration
-	MetadataConcurrency int
+	MetadataConcurrency int // batch requests in flight for one format=metadata request
+	GmailBatchSize      int // messages.get calls in one batch request
 	GmailRetryBudget    time.Duration
 	GmailAttemptTimeout time.Duration // the deadline of one HTTP call to Gmail
 	LogLevel            slog.Level
@@ -99,7 +100,8 @@ var Variables = []struct{ Name, Default, Use string }{
 	{"IAM_ALLOWED_CALLERS", "", "iam mode: comma-separated service-account emails allowed to call"},
 	{"ALLOWED_ORIGINS", "", "extra origins trusted to POST to Disconnect"},
 	{"SESSION_TTL", "168h", "lifetime of the session cookie"},
-	{"GMAIL_METADATA_CONCURRENCY", "10", "concurrent messages.get calls for format=metadata"},
+	{"GMAIL_METADATA_CONCURRENCY", "2", "batch requests one format=metadata request has in flight at once"},
+	{"GMAIL_BATCH_SIZE", "50", "messages.get calls in one Gmail batch request for format=metadata (1 to 100)"},
 	{"GMAIL_RETRY_BUDGET", "20s", "total time one request may lose to Gmail failing: waits before retries and for the quota, and the calls that failed; past it the answer is 503 unavailable (429 rate_limited) with Retry-After"},
 	{"GMAIL_ATTEMPT_TIMEOUT", "10s", "deadline of one HTTP call to Gmail (at most GMAIL_RETRY_BUDGET); a call past it fails and is retried only if the budget still holds the wait and another full call"},
 	{"LOG_LEVEL", "info", "debug, info, warn or error"},
@@ -135,7 +137,8 @@ func FromEnv(getenv func(string) string) (Config, error) {
 		IAMAllowedCallers:   r.list("IAM_ALLOWED_CALLERS"),
 		AllowedOrigins:      r.origins("ALLOWED_ORIGINS"),
 		SessionTTL:          r.duration("SESSION_TTL", 7*24*time.Hour),
-		MetadataConcurrency: r.intIn("GMAIL_METADATA_CONCURRENCY", 10, 1, 100),
+		MetadataConcurrency: r.intIn("GMAIL_METADATA_CONCURRENCY", 2, 1, 100),
+		GmailBatchSize:      r.intIn("GMAIL_BATCH_SIZE", 50, 1, 100),
 		GmailRetryBudget:    r.duration("GMAIL_RETRY_BUDGET", 20*time.Second),
 		GmailAttemptTimeout: r.duration("GMAIL_ATTEMPT_TIMEOUT", 10*time.Second),
 		LogLevel:            r.level("LOG_LEVEL"),
