@@ -119,6 +119,7 @@ func New(cfg config.Config, d Deps) (*App, error) {
 		MetadataConcurrency: cfg.MetadataConcurrency,
 		BatchSize:           cfg.GmailBatchSize,
 		RetryBudget:         cfg.GmailRetryBudget,
+		AttemptTimeout:      cfg.GmailAttemptTimeout,
 	})
 	return a, nil
 }
@@ -167,8 +168,11 @@ func (a *App) Handlers() map[string]http.HandlerFunc {
 }
 
 // secretsOrFail loads the OAuth client and the keys, answering 503 when
-// either cannot be had. It returns false when it has answered.
+// either cannot be had. It returns false when it has answered. A warm
+// instance has both at once; a cold one fetches both together, so that
+// Secret Manager not answering costs one fetch timeout, not two.
 func (a *App) secretsOrFail(w http.ResponseWriter, r *http.Request) (*oauth2.Config, *rings, bool) {
+	a.keys.Prefetch(r.Context())
 	oc, err := a.client.Get(r.Context())
 	if err == nil {
 		var rs *rings

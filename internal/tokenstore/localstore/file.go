@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/gmail-oauth-functions/gmail-oauth-functions/internal/keyring"
@@ -116,7 +117,7 @@ func save(path string, recs map[string]*tokenstore.Record) error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("localstore: create directory for %s: %w", path, err)
 	}
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*") // mode 0600
+	tmp, err := os.CreateTemp(dir, tempPrefix(path)+"*") // mode 0600
 	if err != nil {
 		return fmt.Errorf("localstore: write %s: %w", path, err)
 	}
@@ -136,6 +137,34 @@ func save(path string, recs map[string]*tokenstore.Record) error {
 	}
 	if err != nil {
 		return fmt.Errorf("localstore: write %s: %w", path, err)
+	}
+	return nil
+}
+
+// tempPrefix begins the names of the temporary files save writes beside
+// path.
+func tempPrefix(path string) string { return "." + filepath.Base(path) + ".tmp-" }
+
+// removeTemps removes the temporary files a process killed in the middle
+// of save left beside path. Only one process uses a store file, and it
+// calls this before its first write, so none of them is still being
+// written.
+func removeTemps(path string) error {
+	dir := filepath.Dir(path)
+	entries, err := os.ReadDir(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("localstore: look for leftovers of %s: %w", path, err)
+	}
+	for _, e := range entries {
+		if !strings.HasPrefix(e.Name(), tempPrefix(path)) || !e.Type().IsRegular() {
+			continue
+		}
+		if err := os.Remove(filepath.Join(dir, e.Name())); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("localstore: remove leftover %s: %w", e.Name(), err)
+		}
 	}
 	return nil
 }

@@ -39,11 +39,15 @@ type Ops struct {
 // Open returns a store kept in the JSON file at path, creating the file
 // (mode 0600, its directory 0700) when it does not exist. An empty path
 // gives a store kept in memory only. A file that cannot be parsed is an
-// error and is left as it is.
+// error and is left as it is. The temporary files of writes that a killed
+// process left unfinished are removed.
 func Open(path string) (*Store, error) {
 	s := &Store{path: path, recs: make(map[string]*tokenstore.Record)}
 	if path == "" {
 		return s, nil
+	}
+	if err := removeTemps(path); err != nil {
+		return nil, err
 	}
 	recs, err := load(path)
 	if err != nil {
