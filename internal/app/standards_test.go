@@ -26,6 +26,9 @@ func TestTokenEndpoint_StandardsTolerance(t *testing.T) {
 		name string
 		fake fakegoogle.Options
 	}{
+		// Without keeping the rotated token, the second refresh uses a dead
+		// one and the grant is lost (reauthorization_required).
+		{"refresh tokens rotate on every refresh (section 6)", fakegoogle.Options{RotateRefreshTokens: true}},
 		// Without reading no scope as the requested scopes, Callback
 		// refuses the grant (gmail_not_granted).
 		{"token responses without scope (section 5.1)", fakegoogle.Options{OmitScope: true}},
@@ -57,6 +60,10 @@ func TestTokenEndpoint_StandardsTolerance(t *testing.T) {
 			issued := h.fake.RefreshTokens(demo)
 			if err != nil || string(rt) != issued[len(issued)-1] {
 				t.Errorf("the stored refresh token is not the newest of the %d issued (%v)", len(issued), err)
+			}
+			if tt.fake.RotateRefreshTokens && (len(issued) != 4 || !rec.RefreshTokenIssuedAt.Equal(rec.RefreshedAt)) {
+				t.Errorf("%d refresh tokens issued, the stored one at %v, last refresh at %v; want 4, issued at the last refresh",
+					len(issued), rec.RefreshTokenIssuedAt, rec.RefreshedAt)
 			}
 			if !slices.Contains(rec.Scopes, config.GmailReadonly) {
 				t.Errorf("scopes after refreshes %q", rec.Scopes)
