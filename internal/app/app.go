@@ -72,6 +72,7 @@ type App struct {
 
 	refreshes   singleflight.Group
 	recent      tokenCache
+	backoff     refreshBackoff
 	lease       time.Duration // RefreshLease; tests shorten it
 	crossOrigin *http.CrossOriginProtection
 }

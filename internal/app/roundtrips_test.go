@@ -348,6 +348,18 @@ func TestRoundTrips_RefreshAcrossInstances(t *testing.T) {
 			google:    map[string]int{},
 			wantStore: localstore.Ops{Reads: 2, Leases: 2, Writes: 2, Watches: 1},
 		},
+		{
+			name: "after a failed refresh the instance answers 503 without calling Google or the store again",
+			run: func(h *harness, g *tokenGate) []*recorder {
+				first := h.listAsync(h.app)
+				<-g.arrived
+				g.release <- http.StatusServiceUnavailable
+				return []*recorder{<-first, <-h.listAsync(h.app)}
+			},
+			status: []int{503, 503}, tokenCalls: 1,
+			google:    map[string]int{},
+			wantStore: localstore.Ops{Reads: 2, Leases: 2, Writes: 2},
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -5,6 +5,7 @@ import (
 	"cmp"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"sync"
@@ -33,6 +34,24 @@ var errReauthorize = errors.New("refresh token no longer valid")
 // errTokenEndpoint means the token endpoint failed for another reason
 // (network, 5xx): worth a retry later, not a new authorization.
 var errTokenEndpoint = errors.New("token endpoint unavailable")
+
+// retryLater is errTokenEndpoint with how long this instance holds the
+// user's refreshes back (see refreshBackoff).
+type retryLater struct{ after time.Duration }
+
+func (e *retryLater) Error() string {
+	return fmt.Sprintf("%v; refreshes held back for %v", errTokenEndpoint, e.after.Round(time.Millisecond))
+}
+
+func (e *retryLater) Unwrap() error { return errTokenEndpoint }
+
+// refreshRetryAfter is the Retry-After for a refresh that failed with err.
+func refreshRetryAfter(err error) time.Duration {
+	if rl, ok := errors.AsType[*retryLater](err); ok {
+		return rl.after
+	}
+	return RetryUnavailable
+}
 
 // tokenCache keeps, per instance, the access token this instance last got
 // for each user, so that requests that read the store before a refresh was
@@ -93,8 +112,10 @@ func (c *tokenCache) drop(sub string) {
 //     it over, by the same conditional write. If the store fails, the
 //     instance refreshes without the lease: correctness before
 //     deduplication.
-//   - A holder whose call failed releases the lease, and its watchers
-//     answer 503 too.
+//   - After a failure other than invalid_grant, the user's requests on the
+//     instance get 503 at once, without calling Google, for a window that
+//     grows while the failures continue (refreshBackoff). A holder whose
+//     call failed releases the lease, and its watchers answer 503 too.
 //
 // Store operations per refresh, beyond each request's read of the record:
 // the holder makes 2 writes (the lease, and the write-back that ends it)
@@ -140,6 +161,9 @@ func (u *userTokens) stored(rec *tokenstore.Record, stale string) (string, bool)
 // Concurrent refreshes for one user share one call to Google.
 func (u *userTokens) refresh(ctx context.Context, stale string) (string, error) {
 	a, sub := u.a, u.rec.Sub
+	if wait := a.backoff.wait(sub, a.now()); wait > 0 {
+		return "", &retryLater{wait}
+	}
 	v, err, _ := a.refreshes.Do(sub, func() (any, error) {
 		if t := a.recent.get(sub, a.now()); t != nil && t.AccessToken != stale {
 			return t.AccessToken, nil
@@ -149,7 +173,12 @@ func (u *userTokens) refresh(ctx context.Context, stale string) (string, error) 
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), a.refreshBudget())
 		defer cancel()
 		tok, err := u.once(ctx, stale)
-		if err != nil {
+		switch {
+		case err == nil:
+			a.backoff.reset(sub)
+		case errors.Is(err, errTokenEndpoint):
+			return nil, &retryLater{a.backoff.fail(sub, a.now())}
+		case err != nil:
 			return nil, err
 		}
 		return tok, nil
