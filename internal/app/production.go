@@ -25,7 +25,7 @@ func FromEnv(ctx context.Context) (*App, error) {
 	if err != nil {
 		return nil, err
 	}
-	log := logging.New(os.Stdout, cfg.ProjectID, cfg.LogLevel)
+	log := logging.NewFormat(cfg.LogFormat, os.Stdout, cfg.ProjectID, cfg.LogLevel)
 	d := Deps{Logger: log}
 
 	var sm *secretmanager.Client

@@ -67,9 +67,11 @@ type Config struct {
 	AllowedOrigins    []string
 
 	SessionTTL          time.Duration
-	MetadataConcurrency int
+	MetadataConcurrency int // batch requests in flight for one format=metadata request
+	GmailBatchSize      int // messages.get calls in one batch request
 	GmailRetryBudget    time.Duration
 	LogLevel            slog.Level
+	LogFormat           string // json or text
 
 	Endpoints Endpoints
 }
@@ -97,9 +99,11 @@ var Variables = []struct{ Name, Default, Use string }{
 	{"IAM_ALLOWED_CALLERS", "", "iam mode: comma-separated service-account emails allowed to call"},
 	{"ALLOWED_ORIGINS", "", "extra origins trusted to POST to Disconnect"},
 	{"SESSION_TTL", "168h", "lifetime of the session cookie"},
-	{"GMAIL_METADATA_CONCURRENCY", "10", "concurrent messages.get calls for format=metadata"},
+	{"GMAIL_METADATA_CONCURRENCY", "2", "batch requests one format=metadata request has in flight at once"},
+	{"GMAIL_BATCH_SIZE", "50", "messages.get calls in one Gmail batch request for format=metadata (1 to 100)"},
 	{"GMAIL_RETRY_BUDGET", "20s", "total time one request may wait on Gmail retries"},
 	{"LOG_LEVEL", "info", "debug, info, warn or error"},
+	{"LOG_FORMAT", "json", "json (Cloud Logging's) or text (short lines for a terminal, the local runner's default)"},
 	{"GOOGLE_AUTH_URL", GoogleAuthURL, "Google authorization endpoint"},
 	{"GOOGLE_TOKEN_URL", GoogleTokenURL, "Google token endpoint"},
 	{"GOOGLE_REVOKE_URL", GoogleRevokeURL, "Google revocation endpoint"},
@@ -132,9 +136,11 @@ func FromEnv(getenv func(string) string) (Config, error) {
 		IAMAllowedCallers:   r.list("IAM_ALLOWED_CALLERS"),
 		AllowedOrigins:      r.origins("ALLOWED_ORIGINS"),
 		SessionTTL:          r.duration("SESSION_TTL", 7*24*time.Hour),
-		MetadataConcurrency: r.intIn("GMAIL_METADATA_CONCURRENCY", 10, 1, 100),
+		MetadataConcurrency: r.intIn("GMAIL_METADATA_CONCURRENCY", 2, 1, 100),
+		GmailBatchSize:      r.intIn("GMAIL_BATCH_SIZE", 50, 1, 100),
 		GmailRetryBudget:    r.duration("GMAIL_RETRY_BUDGET", 20*time.Second),
 		LogLevel:            r.level("LOG_LEVEL"),
+		LogFormat:           r.oneOf("LOG_FORMAT", "json", "json", "text"),
 		Endpoints: Endpoints{
 			AuthURL:     r.url("GOOGLE_AUTH_URL", GoogleAuthURL, false),
 			TokenURL:    r.url("GOOGLE_TOKEN_URL", GoogleTokenURL, false),

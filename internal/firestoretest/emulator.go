@@ -138,7 +138,7 @@ sleep 10
 kill -KILL -$1 2>/dev/null || :`
 
 // start starts the emulator on addr, or on a free loopback port when addr
-// is "", and waits until it answers.
+// is "", and waits until it answers and has served a first write.
 func start(addr string, timeout time.Duration) (*emulator, error) {
 	for _, bin := range []string{"gcloud", "java"} {
 		if _, err := exec.LookPath(bin); err != nil {
@@ -178,6 +178,11 @@ func start(addr string, timeout time.Duration) (*emulator, error) {
 		return nil, err
 	}
 	if err := e.waitReady(timeout); err != nil {
+		out := e.output()
+		e.stop(syscall.SIGTERM)
+		return nil, fmt.Errorf("%w; emulator output:\n%s", err, out)
+	}
+	if err := e.warm(timeout - time.Since(begin)); err != nil {
 		out := e.output()
 		e.stop(syscall.SIGTERM)
 		return nil, fmt.Errorf("%w; emulator output:\n%s", err, out)
