@@ -84,6 +84,14 @@ type Options struct {
 	// together while the batch is served. Default
 	// DefaultGmailConcurrentRequests; negative disables the limit.
 	GmailConcurrentRequests int
+	// RotateRefreshTokens makes every refresh answer with a new refresh
+	// token and kill the one used, as providers that rotate refresh tokens
+	// do (RFC 6749 section 6). Google does not.
+	RotateRefreshTokens bool
+	// OmitScope leaves scope out of token responses, which RFC 6749
+	// section 5.1 allows when it equals the scopes requested. Google always
+	// sends it.
+	OmitScope bool
 	// StateFile, when set, makes the fake durable across restarts. Open
 	// loads from it the users and their granted scopes, the refresh tokens
 	// (live and dead) and access tokens, mailboxes set with SetMailbox, the

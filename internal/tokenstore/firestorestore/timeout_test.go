@@ -99,6 +99,13 @@ func TestStore_FirestoreUnreachable_EveryCallEndsWithinTimeout(t *testing.T) {
 			return s.SaveAccess(context.Background(), "alice", t0, tokenstore.AccessUpdate{RefreshedAt: t0})
 		}},
 		{"Delete", func(s *firestorestore.Store) error { return s.Delete(context.Background(), "alice") }},
+		{"SetLease", func(s *firestorestore.Store) error {
+			_, err := s.SetLease(context.Background(), "alice", t0, tokenstore.Lease{Holder: "a", Until: t0})
+			return err
+		}},
+		{"Watch, for its first snapshot", func(s *firestorestore.Store) error {
+			return s.Watch(context.Background(), "alice", func(*tokenstore.Record) bool { return false })
+		}},
 	}
 	for _, down := range []struct {
 		name string

@@ -37,7 +37,14 @@ type recordJSON struct {
 	CreatedAt            time.Time   `json:"created_at"`
 	UpdatedAt            time.Time   `json:"updated_at"`
 	RefreshedAt          time.Time   `json:"refreshed_at"`
+	RefreshLease         leaseJSON   `json:"refresh_lease,omitzero"`
 	Version              time.Time   `json:"version"`
+}
+
+// leaseJSON is a refresh lease in the file.
+type leaseJSON struct {
+	Holder string    `json:"holder"`
+	Until  time.Time `json:"until"`
 }
 
 type sealedJSON struct {
@@ -88,7 +95,7 @@ func load(path string) (map[string]*tokenstore.Record, error) {
 			AccessToken: r.AccessToken.sealed(), AccessTokenExpiry: r.AccessTokenExpiry,
 			Status: tokenstore.Status(r.Status), GrantedAt: r.GrantedAt,
 			CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt, RefreshedAt: r.RefreshedAt,
-			Version: r.Version,
+			RefreshLease: tokenstore.Lease(r.RefreshLease), Version: r.Version,
 		}
 	}
 	return recs, nil
@@ -106,7 +113,7 @@ func save(path string, recs map[string]*tokenstore.Record) error {
 			AccessToken: toSealedJSON(r.AccessToken), AccessTokenExpiry: r.AccessTokenExpiry,
 			Status: string(r.Status), GrantedAt: r.GrantedAt,
 			CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt, RefreshedAt: r.RefreshedAt,
-			Version: r.Version,
+			RefreshLease: leaseJSON(r.RefreshLease), Version: r.Version,
 		}
 	}
 	data, err := json.MarshalIndent(f, "", "\t")
