@@ -1,6 +1,7 @@
 package app
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"net/http"
@@ -88,6 +89,15 @@ func (a *App) Callback(w http.ResponseWriter, r *http.Request) {
 		fail(w, r, status, apiError{Code: "no_identity", Description: msg, AuthorizationURL: a.authorizeURL(f.LoginHint, f.ReturnTo, false)})
 		return
 	}
+	// An email Google has not verified could be anyone's: it never names
+	// a user here.
+	if !id.EmailVerified {
+		a.log.InfoContext(ctx, "callback: email not verified", "sub", id.Sub)
+		fail(w, r, http.StatusForbidden, apiError{Code: "email_not_verified",
+			Description:      "Google has not verified the email address of this account. Verify it in your Google Account, then connect again.",
+			AuthorizationURL: a.authorizeURL(f.LoginHint, f.ReturnTo, false)})
+		return
+	}
 
 	// 5. With granular consent the user may have unticked Gmail.
 	granted := grantedScopes(tok)
@@ -123,7 +133,8 @@ func (a *App) Callback(w http.ResponseWriter, r *http.Request) {
 	}
 
 	// 7. The session, then where the user was going.
-	value, err := cookies.Encode(rs.cookie, a.sessionCookieName(), session{Sub: id.Sub, Email: id.Email}, a.now().Add(a.cfg.SessionTTL))
+	now := a.now()
+	value, err := cookies.Encode(rs.cookie, a.sessionCookieName(), session{Sub: id.Sub, Email: id.Email, IssuedAt: now.UnixMicro()}, now.Add(a.cfg.SessionTTL))
 	if err != nil {
 		a.log.ErrorContext(ctx, "seal session cookie", "err", err)
 		writeJSON(w, http.StatusInternalServerError, apiError{Code: "internal_error"})
@@ -145,20 +156,24 @@ func (a *App) Callback(w http.ResponseWriter, r *http.Request) {
 
 // connected shows the success page to a browser that arrives at Callback
 // with no answer from Google, only its session: the end of a successful
-// authorization.
+// authorization. The session must still name a stored record that accepts
+// it, as everywhere else.
 func (a *App) connected(w http.ResponseWriter, r *http.Request) {
 	_, rs, ok := a.secretsOrFail(w, r)
 	if !ok {
 		return
 	}
-	s, ok := a.readSession(r, rs)
-	if !ok {
+	rec, _, ok := a.userRecord(w, r, rs, a.sessionUser)
+	switch {
+	case !ok:
+		return
+	case rec == nil:
 		fail(w, r, http.StatusBadRequest, apiError{Code: "invalid_request", Description: "Callback expects Google's answer; start at Authorize.",
 			AuthorizationURL: a.authorizeURL("", "", false)})
 		return
 	}
 	writePage(w, http.StatusOK, page{Title: titles["authorized"],
-		Message: "Gmail is connected for " + s.Email + ".", Link: a.cfg.ListMessagesURL, LinkText: "List your messages"})
+		Message: "Gmail is connected for " + rec.Email + ".", Link: a.cfg.ListMessagesURL, LinkText: "List your messages"})
 }
 
 // callbackPath is the public path of Callback.
@@ -211,18 +226,23 @@ func grantedScopes(tok *oauth2.Token) []string {
 
 // keepGrant stores the grant in one transaction. The merge rules
 // (tokenstore.Grant.Apply) never replace a refresh token with an empty or
-// older one; tokens sealed under a retired key are sealed again.
+// older one; a kept refresh token sealed under a retired key, or the old
+// way, is sealed again.
 func (a *App) keepGrant(ctx context.Context, rs *rings, id identity.Identity, scopes []string, tok *oauth2.Token, issued time.Time) (*tokenstore.Record, error) {
-	aad := []byte(id.Sub)
-	g := tokenstore.Grant{Sub: id.Sub, Email: id.Email, Scopes: scopes, IssuedAt: issued,
-		AccessToken: rs.token.Seal([]byte(tok.AccessToken), aad), AccessTokenExpiry: tok.Expiry}
+	g := tokenstore.Grant{Sub: id.Sub, Email: id.Email, EmailBinding: a.bindEmail(rs, id.Sub, id.Email), Scopes: scopes, IssuedAt: issued,
+		AccessToken: a.sealToken(rs, id.Sub, accessTokenField, tok.AccessToken), AccessTokenExpiry: tok.Expiry}
 	if tok.RefreshToken != "" {
-		g.RefreshToken = rs.token.Seal([]byte(tok.RefreshToken), aad)
+		g.RefreshToken = a.sealToken(rs, id.Sub, refreshTokenField, tok.RefreshToken)
 	}
 	return a.store.Update(ctx, id.Sub, func(cur *tokenstore.Record) (*tokenstore.Record, error) {
 		now := a.now()
+		var (
+			kept  string // the stored refresh token, when it opens
+			stale bool
+		)
 		if cur.Usable() {
-			if _, err := rs.token.Open(cur.RefreshToken, aad); err != nil {
+			var err error
+			if kept, stale, err = a.openToken(rs, cur.Sub, refreshTokenField, cur.RefreshToken); err != nil {
 				// Sealed under a key no longer in the key set: as good as
 				// no refresh token. Recorded as dead unless this grant
 				// brings a new one, so the user is asked for consent.
@@ -235,14 +255,9 @@ func (a *App) keepGrant(ctx context.Context, rs *rings, id identity.Identity, sc
 			}
 		}
 		next := g.Apply(cur, now)
-		if next == nil || !rs.token.NeedsReseal(next.RefreshToken) {
-			return next, nil
+		if next != nil && stale && bytes.Equal(next.RefreshToken.Ciphertext, cur.RefreshToken.Ciphertext) {
+			next.RefreshToken = a.sealToken(rs, cur.Sub, refreshTokenField, kept)
 		}
-		plain, err := rs.token.Open(next.RefreshToken, aad)
-		if err != nil {
-			return nil, err
-		}
-		next.RefreshToken = rs.token.Seal(plain, aad)
 		return next, nil
 	})
 }

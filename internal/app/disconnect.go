@@ -41,8 +41,8 @@ func (a *App) Disconnect(w http.ResponseWriter, r *http.Request) {
 	}
 	revokeErr := errors.New("no refresh token to revoke")
 	if !rec.RefreshToken.IsZero() {
-		if rt, err := rs.token.Open(rec.RefreshToken, []byte(rec.Sub)); err == nil {
-			revokeErr = a.revoke(r.Context(), string(rt))
+		if rt, _, err := a.openToken(rs, rec.Sub, refreshTokenField, rec.RefreshToken); err == nil {
+			revokeErr = a.revoke(r.Context(), rt)
 		} else {
 			revokeErr = fmt.Errorf("open refresh token: %w", err)
 		}
@@ -90,7 +90,7 @@ func (a *App) revoke(ctx context.Context, token string) error {
 
 // whoForDisconnect names the user: by the session cookie, or, in IAM mode
 // when the request carries a bearer token, by an allowed caller's user=.
-func (a *App) whoForDisconnect(r *http.Request, rs *rings) (sub, email string, err error) {
+func (a *App) whoForDisconnect(r *http.Request, rs *rings) (named, error) {
 	if a.cfg.ListAuthMode == config.AuthIAM && r.Header.Get("Authorization") != "" {
 		return a.whoFor(r, rs)
 	}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/gmail-oauth-functions/gmail-oauth-functions/internal/cookies"
+	"github.com/gmail-oauth-functions/gmail-oauth-functions/internal/tokenstore"
 )
 
 // FlowTTL is how long an authorization may take from Authorize to Callback.
@@ -30,6 +31,18 @@ type flowState struct {
 type session struct {
 	Sub   string `json:"sub"`
 	Email string `json:"email,omitempty"`
+	// IssuedAt is when Callback issued the session, in Unix microseconds.
+	// Sessions issued before it existed have none (0).
+	IssuedAt int64 `json:"iat,omitempty"`
+}
+
+// validFor reports whether the session may name rec's user: it was issued
+// no earlier than the record's SessionsValidAfter. A session without an
+// issue time counts as issued at the Unix epoch: it still names a record
+// stored before SessionsValidAfter existed (zero), as it did before, and
+// never a record created since, for instance after a Disconnect.
+func (s session) validFor(rec *tokenstore.Record) bool {
+	return !time.UnixMicro(s.IssuedAt).Before(rec.SessionsValidAfter.Truncate(time.Microsecond))
 }
 
 // random returns n random bytes in URL-safe base64.

@@ -206,7 +206,7 @@ func keyMaterial(t testing.TB, keySet []byte) []secret {
 	for id, b64 := range ks.Keys {
 		raw, _ := base64.StdEncoding.DecodeString(b64)
 		keys := map[string][]byte{"key " + id: raw}
-		for _, purpose := range []string{"token", "cookie"} {
+		for _, purpose := range []string{"token", "cookie", "email-binding"} {
 			d, err := hkdf.Key(sha256.New, raw, nil, "gmail-oauth-functions/"+purpose, 32)
 			if err != nil {
 				t.Fatal(err)

@@ -81,8 +81,8 @@ type userTokens struct {
 func (u *userTokens) current(ctx context.Context) (string, error) {
 	now := u.a.now()
 	if !u.rec.AccessToken.IsZero() && now.Add(ExpiryMargin).Before(u.rec.AccessTokenExpiry) {
-		if b, err := u.rs.token.Open(u.rec.AccessToken, []byte(u.rec.Sub)); err == nil {
-			return string(b), nil
+		if at, _, err := u.a.openToken(u.rs, u.rec.Sub, accessTokenField, u.rec.AccessToken); err == nil {
+			return at, nil
 		}
 	}
 	if t := u.a.recent.get(u.rec.Sub, now); t != nil {
@@ -104,14 +104,14 @@ func (u *userTokens) refresh(ctx context.Context, stale string) (string, error) 
 		// requests went away.
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 		defer cancel()
-		rt, err := u.rs.token.Open(u.rec.RefreshToken, []byte(sub))
+		rt, _, err := a.openToken(u.rs, sub, refreshTokenField, u.rec.RefreshToken)
 		if err != nil {
 			// Sealed under a key no longer in the key set: unusable for good.
 			a.log.WarnContext(ctx, "stored refresh token does not open; marking it dead", "sub", sub, "err", err)
 			a.markDead(ctx, u.rec)
 			return nil, errReauthorize
 		}
-		tok, err := u.oc.TokenSource(a.oauthContext(ctx), &oauth2.Token{RefreshToken: string(rt)}).Token()
+		tok, err := u.oc.TokenSource(a.oauthContext(ctx), &oauth2.Token{RefreshToken: rt}).Token()
 		if err != nil {
 			var re *oauth2.RetrieveError
 			if errors.As(err, &re) && re.ErrorCode == "invalid_grant" {
@@ -139,18 +139,20 @@ func (u *userTokens) refresh(ctx context.Context, stale string) (string, error) 
 }
 
 // saveAccess writes the refreshed access token back, sealed, in one
-// conditional write so other instances reuse it. A refresh token sealed
-// under a retired key is sealed again on the way. A conflict means the
+// conditional write so other instances reuse it. A refresh token or email
+// binding made under a key that is no longer the primary, or a refresh
+// token sealed the old way, is made again on the way. A conflict means the
 // record changed meanwhile (a new grant, a disconnect): then the write is
 // dropped, which is always safe.
 func (a *App) saveAccess(ctx context.Context, rs *rings, rec *tokenstore.Record, tok *oauth2.Token, now time.Time) {
-	aad := []byte(rec.Sub)
-	upd := tokenstore.AccessUpdate{AccessToken: rs.token.Seal([]byte(tok.AccessToken), aad), AccessTokenExpiry: tok.Expiry, RefreshedAt: now}
-	if rs.token.NeedsReseal(rec.RefreshToken) {
-		if plain, err := rs.token.Open(rec.RefreshToken, aad); err == nil {
-			resealed := rs.token.Seal(plain, aad)
-			upd.RefreshToken = &resealed
-		}
+	upd := tokenstore.AccessUpdate{AccessToken: a.sealToken(rs, rec.Sub, accessTokenField, tok.AccessToken), AccessTokenExpiry: tok.Expiry, RefreshedAt: now}
+	if plain, stale, err := a.openToken(rs, rec.Sub, refreshTokenField, rec.RefreshToken); err == nil && stale {
+		resealed := a.sealToken(rs, rec.Sub, refreshTokenField, plain)
+		upd.RefreshToken = &resealed
+	}
+	if rec.EmailBinding.KeyID != rs.email.Primary() && a.checkEmailBinding(rs, rec) == nil {
+		rebound := a.bindEmail(rs, rec.Sub, rec.Email)
+		upd.EmailBinding = &rebound
 	}
 	err := a.store.SaveAccess(ctx, rec.Sub, rec.Version, upd)
 	switch {
