@@ -82,6 +82,7 @@ func (a *App) Callback(w http.ResponseWriter, r *http.Request) {
 	id, err := a.identify(ctx, oc, tok, f.Nonce)
 	if err != nil {
 		a.log.WarnContext(ctx, "callback: no identity", "err", err)
+		a.discardGrant(ctx, tok, "no identity")
 		status, msg := http.StatusBadGateway, "Google did not tell us which account signed in."
 		if errors.Is(err, identity.ErrInvalid) {
 			status, msg = http.StatusBadRequest, "Google's answer did not belong to this sign-in."
@@ -93,6 +94,7 @@ func (a *App) Callback(w http.ResponseWriter, r *http.Request) {
 	// a user here.
 	if !id.EmailVerified {
 		a.log.InfoContext(ctx, "callback: email not verified", "sub", id.Sub)
+		a.discardGrant(ctx, tok, "email not verified")
 		fail(w, r, http.StatusForbidden, apiError{Code: "email_not_verified",
 			Description:      "Google has not verified the email address of this account. Verify it in your Google Account, then connect again.",
 			AuthorizationURL: a.authorizeURL(f.LoginHint, f.ReturnTo, false)})
@@ -103,6 +105,7 @@ func (a *App) Callback(w http.ResponseWriter, r *http.Request) {
 	granted := grantedScopes(tok)
 	if !slices.Contains(granted, a.cfg.GmailScope) {
 		a.log.InfoContext(ctx, "callback: Gmail scope not granted", "sub", id.Sub)
+		a.discardGrant(ctx, tok, "Gmail scope not granted")
 		fail(w, r, http.StatusForbidden, apiError{Code: "gmail_not_granted",
 			Description:      "This app needs read access to Gmail. Please sign in again and leave the Gmail box ticked on Google's consent screen.",
 			AuthorizationURL: a.authorizeURL(id.Email, f.ReturnTo, true)})
@@ -260,6 +263,33 @@ func (a *App) keepGrant(ctx context.Context, rs *rings, id identity.Identity, sc
 		}
 		return next, nil
 	})
+}
+
+// discardTimeout bounds the revocation of a grant Callback does not keep.
+const discardTimeout = 3 * time.Second
+
+// discardGrant revokes at Google what a code exchange issued and Callback
+// does not keep, so that Google holds no grant this app has not stored:
+// left alive, it would make Google send no refresh token on the user's next
+// consent, and the user would see the consent page twice. Revoking either
+// token ends the whole grant; the refresh token is the one to end when it
+// came. Best effort, within discardTimeout even if the browser went away;
+// the token is never logged.
+func (a *App) discardGrant(ctx context.Context, tok *oauth2.Token, reason string) {
+	token, kind := tok.RefreshToken, refreshTokenField
+	if token == "" {
+		token, kind = tok.AccessToken, accessTokenField
+	}
+	if token == "" {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), discardTimeout)
+	defer cancel()
+	if err := a.revoke(ctx, token); err != nil {
+		a.log.WarnContext(ctx, "callback: revoking a grant we do not keep failed", "reason", reason, "revoked", kind, "err", err)
+		return
+	}
+	a.log.InfoContext(ctx, "callback: revoked a grant we do not keep", "reason", reason, "revoked", kind)
 }
 
 func (a *App) clearFlow(w http.ResponseWriter, state string) {

@@ -49,6 +49,15 @@ func TestRoundTrips(t *testing.T) {
 			wantStore: localstore.Ops{Transactions: 1, Writes: 1, Reads: 1},
 		},
 		{
+			name: "Callback, Gmail unticked: the grant is revoked, nothing stored",
+			setup: func(h *harness) {
+				h.pending = h.consent(h.authorize(""), demo, true, false)
+			},
+			run:       func(h *harness) { wantStatus(h.t, h.callback(h.pending), http.StatusForbidden) },
+			google:    map[string]int{fakegoogle.CountTokenCode: 1, fakegoogle.CountRevoke: 1},
+			wantStore: localstore.Ops{},
+		},
+		{
 			name:      "ListMessages, one page, access token valid",
 			setup:     func(h *harness) { wantStatus(h.t, h.login(demo), http.StatusOK) },
 			run:       func(h *harness) { wantStatus(h.t, h.get("/ListMessages"), http.StatusOK) },
