@@ -84,7 +84,7 @@ func TestCallback_StateRefused_400NothingStored(t *testing.T) {
 			u, _ := url.Parse(r)
 			q := u.Query()
 			s := q.Get("state")
-			q.Set("state", s[:20]+strings.Repeat("x", len(s)-20)) // same cookie name, other state
+			q.Set("state", s[:flowNameLen]+strings.Repeat("x", len(s)-flowNameLen)) // same cookie name, other state
 			u.RawQuery = q.Encode()
 			return u.String()
 		}},
