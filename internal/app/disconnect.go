@@ -88,11 +88,14 @@ func (a *App) revoke(ctx context.Context, token string) error {
 	}
 }
 
-// whoForDisconnect names the user: by the session cookie, or, in IAM mode
-// when the request carries a bearer token, by an allowed caller's user=.
+// whoForDisconnect names the user. In session mode the session cookie
+// does. In IAM mode servers call Disconnect, as they call ListMessages
+// (both are deployed private): an allowed caller's ID token and user= name
+// the user, and a browser session counts for nothing, so that removing a
+// caller's invoker binding and allow-list entry cuts it off everywhere.
 func (a *App) whoForDisconnect(r *http.Request, rs *rings) (named, error) {
-	if a.cfg.ListAuthMode == config.AuthIAM && r.Header.Get("Authorization") != "" {
-		return a.whoFor(r, rs)
+	if a.cfg.ListAuthMode == config.AuthIAM {
+		return a.callerUser(r)
 	}
 	return a.sessionUser(r, rs)
 }
