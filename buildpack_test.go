@@ -221,7 +221,9 @@ func TestBuildpackBuildServesEveryEntryPoint(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(app, "main.go"), fmt.Appendf(nil, declarativeMain, module), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	// The build compiles every dependency when nothing else built them
+	// without cgo yet: minutes on a busy two-core machine.
+	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
 	defer cancel()
 
 	// The buildpack then runs `go mod tidy` in the source. Here it may not

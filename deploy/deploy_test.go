@@ -1,11 +1,10 @@
 package deploy
 
 import (
-	"bytes"
-	"context"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,7 +13,6 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"time"
 )
 
 // need returns the path of tool. When it is missing the test fails under
@@ -136,30 +134,41 @@ func gcloudCommands(t *testing.T) map[string][]string {
 	return found
 }
 
-// readmeDeploySection returns README.md's deploy section, whitespace collapsed
-// and shell line continuations joined.
-func readmeDeploySection(t *testing.T) string {
+// deployGuide returns deploy/README.md, the deploy guide, whitespace
+// collapsed and shell line continuations joined.
+func deployGuide(t *testing.T) string {
 	t.Helper()
-	b, err := os.ReadFile("../README.md")
+	b, err := os.ReadFile("README.md")
 	if err != nil {
-		t.Fatalf("README.md: %v", err)
+		t.Fatalf("deploy/README.md: %v", err)
 	}
-	s := string(b)
-	begin := strings.Index(s, "<!-- deploy:begin -->")
-	end := strings.Index(s, "<!-- deploy:end -->")
-	if begin < 0 || end < begin {
-		t.Fatal("README.md has no <!-- deploy:begin --> ... <!-- deploy:end --> section")
-	}
-	s = strings.ReplaceAll(s[begin:end], "\\\n", " ")
+	s := strings.ReplaceAll(string(b), "\\\n", " ")
 	return strings.Join(strings.Fields(s), " ")
 }
 
 func TestReadmeShowsEveryGcloudCommand(t *testing.T) {
-	readme := readmeDeploySection(t)
+	guide := deployGuide(t)
 	for cmd, files := range gcloudCommands(t) {
 		re := regexp.MustCompile(regexp.QuoteMeta(cmd) + `(?:[^a-z0-9-]|$)`)
-		if !re.MatchString(readme) {
-			t.Errorf("README.md's deploy section does not show %q (run by %v)", cmd, files)
+		if !re.MatchString(guide) {
+			t.Errorf("deploy/README.md does not show %q (run by %v)", cmd, files)
+		}
+	}
+}
+
+// README.md keeps a pointer to the deploy guide, not a second copy of it.
+func TestReadmeLinksToDeployGuide(t *testing.T) {
+	b, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := string(b)
+	if !strings.Contains(s, "](deploy/README.md)") {
+		t.Error("README.md does not link to deploy/README.md")
+	}
+	for _, copied := range []string{"gcloud functions deploy", "gcloud projects add-iam-policy-binding", "deploy/setup.sh --project=", "gcloud builds submit"} {
+		if strings.Contains(s, copied) {
+			t.Errorf("README.md still holds deploy-guide material (%q): it belongs in deploy/README.md", copied)
 		}
 	}
 }
@@ -188,6 +197,7 @@ func TestGcloudCommandExtraction(t *testing.T) {
 type call struct {
 	args  []string
 	stdin string // what was piped in with --data-file=-
+	dir   string // where the real gcloud runs it, if not here
 }
 
 func (c call) String() string { return "gcloud " + strings.Join(c.args, " ") }
@@ -214,7 +224,9 @@ func (c call) has(arg string) bool { return slices.Contains(c.args, arg) }
 
 // stubGcloud is a stand-in for gcloud: it records every call and answers the
 // few read-only queries the scripts make. STUB_EXISTS lists what already
-// exists: firestore, secrets, sa, versions.
+// exists: firestore, secrets, sa (the service accounts), versions, repo (the
+// image repository), role (the deployer's custom role). STUB_UNCONDITIONAL
+// lists the project's unconditional grants as ROLE=MEMBER.
 const stubGcloud = `#!/usr/bin/env bash
 set -euo pipefail
 { printf '%s\x1f' "$@"; printf '\n'; } >>"$STUB_DIR/log"
@@ -237,6 +249,15 @@ case "$1 ${2:-} ${3:-}" in
     cp "$STUB_DIR/stdin-$n" "$STUB_DIR/latest-$4"
   fi ;;
 "functions describe "*) echo "https://$(flag region "$@")-$(flag project "$@").cloudfunctions.net/$3" ;;
+"artifacts repositories describe") exists repo || { echo "NOT_FOUND" >&2; exit 1; } ;;
+"iam roles describe") exists role || { echo "NOT_FOUND" >&2; exit 1; } ;;
+"projects get-iam-policy "*)
+  f=$(flag filter "$@")
+  for g in ${STUB_UNCONDITIONAL:-}; do
+    if [[ "$f" == *"bindings.role=\"${g%%=*}\""* && "$f" == *"bindings.members=\"${g#*=}\""* && "$f" == *"NOT bindings.condition:*"* ]]; then
+      echo "${g%%=*}"
+    fi
+  done ;;
 esac
 `
 
@@ -346,6 +367,39 @@ func noSecretsOnCommandLines(t *testing.T, calls []call, ks keySet) {
 	}
 }
 
+// The service accounts setup.sh makes, and the grants each gets.
+const (
+	runtimeSA   = "gmail-oauth-fn@stub-project.iam.gserviceaccount.com"
+	authorizeSA = "gmail-oauth-authorize@stub-project.iam.gserviceaccount.com"
+	buildSA     = "gmail-oauth-build@stub-project.iam.gserviceaccount.com"
+
+	// databaseCondition scopes Firestore to the one database.
+	databaseCondition = `expression=resource.name=="projects/stub-project/databases/(default)",title=gmail-oauth-database,description=Firestore database (default) only`
+	// sourcesCondition scopes the build's object reads to the functions' source buckets.
+	sourcesCondition = `expression=resource.type == "storage.googleapis.com/Object" && (resource.name.startsWith("projects/_/buckets/gcf-v2-sources-") || resource.name.startsWith("projects/_/buckets/gcf-v2-uploads-") || resource.name.startsWith("projects/_/buckets/run-sources-")),title=gmail-oauth-function-sources,description=The source objects of Cloud Functions builds only`
+)
+
+// grant is one add-iam-policy-binding: on what, to whom, which role, under
+// which condition ("None" when unconditional).
+type grant struct{ on, member, role, condition string }
+
+// grants lists the add-iam-policy-binding calls of a run, in order.
+func grants(calls []call) []grant {
+	var out []grant
+	for _, c := range calls {
+		i := slices.Index(c.args, "add-iam-policy-binding")
+		if i < 0 {
+			continue
+		}
+		g := grant{on: strings.Join(c.args[:i+2], " ")}
+		g.member, _ = c.flag("member")
+		g.role, _ = c.flag("role")
+		g.condition, _ = c.flag("condition")
+		out = append(out, g)
+	}
+	return out
+}
+
 func TestSetupFromNothing(t *testing.T) {
 	need(t, "openssl", "key set generation")
 	clientSecret := filepath.Join(t.TempDir(), "client_secret.json")
@@ -357,7 +411,6 @@ func TestSetupFromNothing(t *testing.T) {
 		t.Fatalf("setup.sh: %v\n%s", err, out)
 	}
 	checkWithRealGcloud(t, calls)
-	const sa = "serviceAccount:gmail-oauth-fn@stub-project.iam.gserviceaccount.com"
 
 	enable := find(calls, "services", "enable")
 	if len(enable) != 1 {
@@ -375,9 +428,6 @@ func TestSetupFromNothing(t *testing.T) {
 		if c := find(calls, "secrets", "create", s); len(c) != 1 || !c[0].has("--replication-policy=automatic") {
 			t.Errorf("secret %s not created once: %s", s, dump(c))
 		}
-		if c := find(calls, "secrets", "add-iam-policy-binding", s); len(c) != 1 || !c[0].has("--role=roles/secretmanager.secretAccessor") || !c[0].has("--member="+sa) {
-			t.Errorf("want secretAccessor for the service account on secret %s only, got:\n%s", s, dump(c))
-		}
 	}
 	if c := find(calls, "secrets", "versions", "add", "gmail-oauth-client"); len(c) != 1 || !c[0].has("--data-file="+clientSecret) {
 		t.Errorf("client secret not added from the file: %s", dump(c))
@@ -388,54 +438,149 @@ func TestSetupFromNothing(t *testing.T) {
 	}
 	noSecretsOnCommandLines(t, calls, parseKeySet(t, keys[0].stdin))
 
-	if c := find(calls, "iam", "service-accounts", "create", "gmail-oauth-fn"); len(c) != 1 {
-		t.Errorf("service account not created: %s", dump(calls))
+	for _, name := range []string{"gmail-oauth-fn", "gmail-oauth-authorize", "gmail-oauth-build"} {
+		if c := find(calls, "iam", "service-accounts", "create", name); len(c) != 1 {
+			t.Errorf("service account %s not created once:\n%s", name, dump(calls))
+		}
 	}
-	projectRoles := find(calls, "projects", "add-iam-policy-binding")
-	if len(projectRoles) != 1 || !projectRoles[0].has("--role=roles/datastore.user") || !projectRoles[0].has("--member="+sa) || !projectRoles[0].has("stub-project") {
-		t.Errorf("least privilege: the only project-level grant must be roles/datastore.user to the service account, got:\n%s", dump(projectRoles))
+	if c := find(calls, "artifacts", "repositories", "create", "gmail-oauth-functions"); len(c) != 1 || !c[0].has("--repository-format=docker") || !c[0].has("--location=europe-west1") {
+		t.Errorf("want the Docker image repository created in the region, got:\n%s", dump(c))
+	}
+
+	// Least privilege: every grant, exactly. Nothing on the whole project but
+	// Firestore on its one database, build logs, and the functions' source
+	// objects; the secrets on each secret only; images on one repository.
+	want := []grant{
+		{"projects add-iam-policy-binding stub-project", "serviceAccount:" + runtimeSA, "roles/datastore.user", databaseCondition},
+		{"secrets add-iam-policy-binding gmail-oauth-client", "serviceAccount:" + runtimeSA, "roles/secretmanager.secretAccessor", ""},
+		{"secrets add-iam-policy-binding gmail-oauth-token-keys", "serviceAccount:" + runtimeSA, "roles/secretmanager.secretAccessor", ""},
+		{"secrets add-iam-policy-binding gmail-oauth-client", "serviceAccount:" + authorizeSA, "roles/secretmanager.secretAccessor", ""},
+		{"secrets add-iam-policy-binding gmail-oauth-token-keys", "serviceAccount:" + authorizeSA, "roles/secretmanager.secretAccessor", ""},
+		{"projects add-iam-policy-binding stub-project", "serviceAccount:" + buildSA, "roles/logging.logWriter", "None"},
+		{"projects add-iam-policy-binding stub-project", "serviceAccount:" + buildSA, "roles/storage.objectViewer", sourcesCondition},
+		{"artifacts repositories add-iam-policy-binding gmail-oauth-functions", "serviceAccount:" + buildSA, "roles/artifactregistry.writer", ""},
+	}
+	if got := grants(calls); !slices.Equal(got, want) {
+		t.Errorf("grants:\n got  %q\n want %q", got, want)
+	}
+	for _, c := range find(calls, "artifacts", "repositories", "add-iam-policy-binding") {
+		if !c.has("--location=europe-west1") {
+			t.Errorf("repository grant outside the region: %s", c)
+		}
+	}
+	if c := find(calls, "projects", "remove-iam-policy-binding"); len(c) != 0 {
+		t.Errorf("removed a grant nobody made:\n%s", dump(c))
+	}
+	if c := find(calls, "iam", "roles"); len(c) != 0 {
+		t.Errorf("a custom role without --deployer:\n%s", dump(c))
 	}
 }
 
 func TestSetupAgainChangesNothing(t *testing.T) {
-	calls, out, err := runScript(t, []string{"STUB_EXISTS=firestore secrets sa versions"}, "setup.sh", "--project=stub-project")
+	calls, out, err := runScript(t, []string{"STUB_EXISTS=firestore secrets sa versions repo"}, "setup.sh", "--project=stub-project")
 	if err != nil {
 		t.Fatalf("setup.sh: %v\n%s", err, out)
 	}
 	for _, c := range calls {
-		if c.is("firestore", "databases", "create") || c.is("secrets", "create") || c.is("secrets", "versions", "add") || c.is("iam", "service-accounts", "create") {
-			t.Errorf("second run re-created something: %s", c)
+		if c.is("firestore", "databases", "create") || c.is("secrets", "create") || c.is("secrets", "versions", "add") ||
+			c.is("iam", "service-accounts", "create") || c.is("artifacts", "repositories", "create") || c.is("projects", "remove-iam-policy-binding") {
+			t.Errorf("second run changed something it should have left: %s", c)
 		}
 	}
-	if len(find(calls, "secrets", "add-iam-policy-binding")) != 2 {
-		t.Errorf("bindings are not re-asserted:\n%s", dump(calls))
+	if n := len(grants(calls)); n != 8 {
+		t.Errorf("want the 8 grants re-asserted, got %d:\n%s", n, dump(calls))
+	}
+}
+
+// A project set up by an older setup.sh has unconditional, project-wide
+// grants: Firestore on every database for the runtime, roles/run.admin for the
+// deployer. Running setup.sh again leaves only the narrow ones.
+func TestSetupRemovesOlderBroaderGrants(t *testing.T) {
+	const deployer = "serviceAccount:123-compute@developer.gserviceaccount.com"
+	calls, out, err := runScript(t, []string{
+		"STUB_EXISTS=firestore secrets sa versions repo role",
+		"STUB_UNCONDITIONAL=roles/datastore.user=serviceAccount:" + runtimeSA + " roles/run.admin=" + deployer,
+	}, "setup.sh", "--project=stub-project", "--deployer="+deployer)
+	if err != nil {
+		t.Fatalf("setup.sh: %v\n%s", err, out)
+	}
+	// The real gcloud sees only what the other setup tests do not run.
+	checkWithRealGcloud(t, slices.Concat(find(calls, "projects", "get-iam-policy"), find(calls, "projects", "remove-iam-policy-binding"), find(calls, "iam", "roles", "update")))
+	var removed []string
+	for _, c := range find(calls, "projects", "remove-iam-policy-binding", "stub-project") {
+		m, _ := c.flag("member")
+		r, _ := c.flag("role")
+		if !c.has("--condition=None") {
+			t.Errorf("removal must name the unconditional grant only: %s", c)
+		}
+		removed = append(removed, r+"="+m)
+	}
+	if want := []string{"roles/datastore.user=serviceAccount:" + runtimeSA, "roles/run.admin=" + deployer}; !slices.Equal(removed, want) {
+		t.Errorf("removed %q, want %q", removed, want)
+	}
+	// The narrow grant comes first, so the functions never lose Firestore.
+	added := slices.IndexFunc(calls, func(c call) bool {
+		return c.is("projects", "add-iam-policy-binding") && c.has("--role=roles/datastore.user")
+	})
+	dropped := slices.IndexFunc(calls, func(c call) bool {
+		return c.is("projects", "remove-iam-policy-binding") && c.has("--role=roles/datastore.user")
+	})
+	if added < 0 || dropped < added {
+		t.Errorf("the database-scoped grant must precede the removal of the project-wide one:\n%s", dump(calls))
 	}
 }
 
 func TestSetupDeployer(t *testing.T) {
 	const deployer = "serviceAccount:123-compute@developer.gserviceaccount.com"
-	calls, out, err := runScript(t, []string{"STUB_EXISTS=firestore secrets sa versions"}, "setup.sh", "--project=stub-project", "--deployer", deployer)
+	calls, out, err := runScript(t, []string{"STUB_EXISTS=firestore secrets sa versions repo"}, "setup.sh", "--project=stub-project", "--deployer", deployer)
 	if err != nil {
 		t.Fatalf("setup.sh: %v\n%s", err, out)
 	}
-	checkWithRealGcloud(t, calls)
-	var roles []string
-	for _, c := range find(calls, "projects", "add-iam-policy-binding") {
-		if c.has("--member=" + deployer) {
-			r, _ := c.flag("role")
-			roles = append(roles, r)
+	// The real gcloud sees the deployer's commands; TestSetupFromNothing has the rest.
+	checkWithRealGcloud(t, slices.DeleteFunc(slices.Clone(calls), func(c call) bool {
+		return !c.is("iam", "roles") && !slices.ContainsFunc(c.args, func(a string) bool { return strings.HasSuffix(a, deployer) })
+	}))
+	role := find(calls, "iam", "roles", "create", "gmailOAuthInvokerAdmin")
+	if len(role) != 1 || !role[0].has("--project=stub-project") || !role[0].has("--stage=GA") {
+		t.Fatalf("want the custom role created once in the project, got:\n%s", dump(calls))
+	}
+	perms, _ := role[0].flag("permissions")
+	if got := strings.Split(perms, ","); !slices.Equal(got, []string{"run.services.getIamPolicy", "run.services.setIamPolicy", "resourcemanager.projects.get"}) {
+		t.Errorf("custom role permissions = %q: want exactly what a deploy needs beyond roles/cloudfunctions.developer", got)
+	}
+	var roles, actAs []string
+	for _, g := range grants(calls) {
+		if g.member != deployer {
+			continue
+		}
+		switch {
+		case g.on == "projects add-iam-policy-binding stub-project":
+			roles = append(roles, g.role)
+		case g.role == "roles/iam.serviceAccountUser":
+			actAs = append(actAs, strings.TrimPrefix(g.on, "iam service-accounts add-iam-policy-binding "))
+		default:
+			t.Errorf("unexpected grant to the deployer: %+v", g)
 		}
 	}
-	slices.Sort(roles)
-	if !slices.Equal(roles, []string{"roles/cloudfunctions.developer", "roles/run.admin"}) {
-		t.Errorf("deployer project roles = %v", roles)
+	if want := []string{"roles/cloudfunctions.developer", "projects/stub-project/roles/gmailOAuthInvokerAdmin"}; !slices.Equal(roles, want) {
+		t.Errorf("deployer project roles = %v, want %v (no roles/run.admin)", roles, want)
 	}
-	if c := find(calls, "iam", "service-accounts", "add-iam-policy-binding", "gmail-oauth-fn@stub-project.iam.gserviceaccount.com"); len(c) != 1 || !c[0].has("--role=roles/iam.serviceAccountUser") {
-		t.Errorf("deployer must be able to act as the runtime service account only: %s", dump(calls))
+	if want := []string{runtimeSA, authorizeSA, buildSA}; !slices.Equal(actAs, want) {
+		t.Errorf("deployer acts as %v, want %v (the build account too: --build-service-account needs it)", actAs, want)
+	}
+
+	// Again, with the role there: its permissions are re-asserted, not re-created.
+	calls, out, err = runScript(t, []string{"STUB_EXISTS=firestore secrets sa versions repo role"}, "setup.sh", "--project=stub-project", "--deployer", deployer)
+	if err != nil {
+		t.Fatalf("setup.sh again: %v\n%s", err, out)
+	}
+	if c := find(calls, "iam", "roles", "update", "gmailOAuthInvokerAdmin"); len(c) != 1 || !c[0].has("--permissions="+perms) || len(find(calls, "iam", "roles", "create")) != 0 {
+		t.Errorf("want the existing role updated to the same permissions, got:\n%s", dump(calls))
 	}
 }
 
-// envVars parses a --set-env-vars value, honouring gcloud's ^DELIM^ prefix.
+// envVars parses a gcloud KEY=VALUE list (--set-env-vars, --substitutions),
+// honouring gcloud's ^DELIM^ prefix (`gcloud topic escaping`).
 func envVars(t *testing.T, v string) map[string]string {
 	t.Helper()
 	sep := ","
@@ -484,6 +629,17 @@ func configNames(t *testing.T) []string {
 	return names
 }
 
+// functionNames are the deployed names of the entry points.
+var functionNames = map[string]string{"Authorize": "gmail-authorize", "Callback": "gmail-callback", "ListMessages": "gmail-list-messages", "Disconnect": "gmail-disconnect"}
+
+// privateIn reports whether ep is deployed private in the given mode:
+// ListMessages and Disconnect in iam mode, which servers call.
+func privateIn(mode, ep string) bool {
+	return mode == "iam" && (ep == "ListMessages" || ep == "Disconnect")
+}
+
+// checkDeploy checks the four deploys of a run with the default settings
+// and returns each function's environment.
 func checkDeploy(t *testing.T, calls []call, wantAuth string, urlBase string) map[string]map[string]string {
 	t.Helper()
 	d := deploys(t, calls)
@@ -491,10 +647,9 @@ func checkDeploy(t *testing.T, calls []call, wantAuth string, urlBase string) ma
 	if err != nil {
 		t.Fatal(err)
 	}
-	names := map[string]string{"Authorize": "gmail-authorize", "Callback": "gmail-callback", "ListMessages": "gmail-list-messages", "Disconnect": "gmail-disconnect"}
 	known := configNames(t)
 	envs := map[string]map[string]string{}
-	for ep, name := range names {
+	for ep, name := range functionNames {
 		c, ok := d[ep]
 		if !ok {
 			t.Errorf("%s not deployed:\n%s", ep, dump(calls))
@@ -503,8 +658,16 @@ func checkDeploy(t *testing.T, calls []call, wantAuth string, urlBase string) ma
 		if c.args[2] != name {
 			t.Errorf("%s deployed as %q, want %q", ep, c.args[2], name)
 		}
+		// Authorize stores nothing, so it runs without Firestore access.
+		runsAs := runtimeSA
+		if ep == "Authorize" {
+			runsAs = authorizeSA
+		}
 		for _, want := range []string{"--gen2", "--trigger-http", "--runtime=go126", "--region=us-central1", "--project=stub-project",
-			"--service-account=gmail-oauth-fn@stub-project.iam.gserviceaccount.com", "--memory=256Mi", "--timeout=60s", "--max-instances=10",
+			"--service-account=" + runsAs,
+			"--build-service-account=projects/stub-project/serviceAccounts/" + buildSA,
+			"--docker-repository=projects/stub-project/locations/us-central1/repositories/gmail-oauth-functions",
+			"--concurrency=80", "--cpu=1", "--memory=512Mi", "--timeout=60s", "--max-instances=10",
 			"--source=" + root, "--ignore-file=deploy/functions.gcloudignore", "--quiet"} {
 			if !c.has(want) {
 				t.Errorf("%s: missing %s in\n  %s", ep, want, c)
@@ -515,7 +678,7 @@ func checkDeploy(t *testing.T, calls []call, wantAuth string, urlBase string) ma
 			t.Errorf("the ignore file: %v", err)
 		}
 		access := "--allow-unauthenticated"
-		if ep == "ListMessages" && wantAuth == "iam" {
+		if privateIn(wantAuth, ep) {
 			access = "--no-allow-unauthenticated"
 		}
 		if !c.has(access) || (access == "--allow-unauthenticated" && c.has("--no-allow-unauthenticated")) {
@@ -538,6 +701,15 @@ func checkDeploy(t *testing.T, calls []call, wantAuth string, urlBase string) ma
 				t.Errorf("%s: %s=%q, want %q", ep, k, env[k], want)
 			}
 		}
+		// Cloud Run's IAM check takes a token for this function's URL only, and
+		// so does the function: a token minted for one does not open another.
+		if wantAuth == "iam" {
+			if want := "https://us-central1-stub-project.cloudfunctions.net/" + name; env["IAM_AUDIENCE"] != want {
+				t.Errorf("%s: IAM_AUDIENCE=%q, want its own URL %q", ep, env["IAM_AUDIENCE"], want)
+			}
+		} else if _, ok := env["IAM_AUDIENCE"]; ok {
+			t.Errorf("%s: IAM_AUDIENCE set in session mode", ep)
+		}
 		for k := range env {
 			if known != nil && !slices.Contains(known, k) {
 				t.Errorf("%s: %s is set, but internal/config does not read it", ep, k)
@@ -545,6 +717,16 @@ func checkDeploy(t *testing.T, calls []call, wantAuth string, urlBase string) ma
 		}
 	}
 	return envs
+}
+
+// invokers maps each function to the members deploy.sh lets invoke it.
+func invokers(calls []call) map[string][]string {
+	out := map[string][]string{}
+	for _, c := range find(calls, "functions", "add-invoker-policy-binding") {
+		m, _ := c.flag("member")
+		out[c.args[2]] = append(out[c.args[2]], m)
+	}
+	return out
 }
 
 func TestDeploySessionMode(t *testing.T) {
@@ -562,6 +744,8 @@ func TestDeploySessionMode(t *testing.T) {
 	}
 }
 
+// In iam mode servers call ListMessages and Disconnect: both are private, and
+// each allowed caller may invoke both, and nothing else.
 func TestDeployIAMMode(t *testing.T) {
 	callers := "app@caller-project.iam.gserviceaccount.com, batch@caller-project.iam.gserviceaccount.com"
 	calls, out, err := runScript(t, nil, "deploy.sh", "--project", "stub-project", "--list-auth=iam", "--allowed-callers="+callers)
@@ -570,21 +754,23 @@ func TestDeployIAMMode(t *testing.T) {
 	}
 	checkWithRealGcloud(t, calls)
 	envs := checkDeploy(t, calls, "iam", "https://us-central1-stub-project.cloudfunctions.net")
-	env := envs["ListMessages"]
-	if env["IAM_AUDIENCE"] != "https://us-central1-stub-project.cloudfunctions.net/gmail-list-messages" {
-		t.Errorf("IAM_AUDIENCE=%q", env["IAM_AUDIENCE"])
+	for _, ep := range []string{"ListMessages", "Disconnect"} {
+		if envs[ep]["IAM_ALLOWED_CALLERS"] != callers {
+			t.Errorf("%s: IAM_ALLOWED_CALLERS=%q", ep, envs[ep]["IAM_ALLOWED_CALLERS"])
+		}
 	}
-	if env["IAM_ALLOWED_CALLERS"] != callers {
-		t.Errorf("IAM_ALLOWED_CALLERS=%q", env["IAM_ALLOWED_CALLERS"])
+	members := []string{"serviceAccount:app@caller-project.iam.gserviceaccount.com", "serviceAccount:batch@caller-project.iam.gserviceaccount.com"}
+	want := map[string][]string{"gmail-list-messages": members, "gmail-disconnect": members}
+	if got := invokers(calls); !maps.EqualFunc(got, want, slices.Equal) {
+		t.Errorf("invokers = %v, want %v", got, want)
 	}
-	var members []string
-	for _, c := range find(calls, "functions", "add-invoker-policy-binding", "gmail-list-messages") {
-		m, _ := c.flag("member")
-		members = append(members, m)
-	}
-	want := []string{"serviceAccount:app@caller-project.iam.gserviceaccount.com", "serviceAccount:batch@caller-project.iam.gserviceaccount.com"}
-	if !slices.Equal(members, want) {
-		t.Errorf("invokers of ListMessages = %v, want %v", members, want)
+	// Each binding comes after the deploy that creates its function.
+	for _, c := range find(calls, "functions", "add-invoker-policy-binding") {
+		bind := slices.IndexFunc(calls, func(x call) bool { return slices.Equal(x.args, c.args) })
+		dep := slices.IndexFunc(calls, func(x call) bool { return x.is("functions", "deploy", c.args[2]) })
+		if dep < 0 || dep > bind {
+			t.Errorf("%s granted before %s is deployed", c, c.args[2])
+		}
 	}
 }
 
@@ -609,6 +795,70 @@ func TestDeployCustomDomainAndOne(t *testing.T) {
 	}
 }
 
+// Sizing: the flags Cloud Run accepts reach gcloud as given, with a memory it
+// accepts for the CPU when none is given; the rest are refused before gcloud
+// runs, with a message that names the rule.
+func TestDeploySizing(t *testing.T) {
+	for _, tc := range []struct {
+		args    []string
+		want    []string // flags of the deploy
+		refused string   // or: part of the error
+	}{
+		{args: nil, want: []string{"--concurrency=80", "--cpu=1", "--memory=512Mi", "--max-instances=10"}},
+		{args: []string{"--cpu=2"}, want: []string{"--concurrency=80", "--cpu=2", "--memory=512Mi"}},
+		{args: []string{"--cpu=4"}, want: []string{"--cpu=4", "--memory=2Gi"}},
+		{args: []string{"--cpu=8", "--concurrency=1000"}, want: []string{"--concurrency=1000", "--cpu=8", "--memory=4Gi"}},
+		{args: []string{"--cpu=2000m", "--memory=8Gi"}, want: []string{"--cpu=2000m", "--memory=8Gi"}},
+		{args: []string{"--cpu=0.5", "--concurrency=1"}, want: []string{"--concurrency=1", "--cpu=0.5", "--memory=512Mi"}},
+		{args: []string{"--cpu=.583", "--concurrency=1", "--memory=1Gi"}, want: []string{"--cpu=.583", "--memory=1Gi"}},
+		{args: []string{"--memory=4Gi", "--max-instances=3"}, want: []string{"--memory=4Gi", "--max-instances=3"}},
+		{args: []string{"--memory=256MB"}, want: []string{"--memory=256MB"}},
+
+		{args: []string{"--cpu=0.5"}, refused: "--concurrency=80 needs at least 1 vCPU"},
+		{args: []string{"--cpu=500m", "--concurrency=2"}, refused: "needs at least 1 vCPU"},
+		{args: []string{"--cpu=0.07", "--concurrency=1"}, refused: "at least 0.08"},
+		{args: []string{"--cpu=3"}, refused: "must be 1, 2, 4, 6 or 8"},
+		{args: []string{"--cpu=16"}, refused: "must be 1, 2, 4, 6 or 8"},
+		{args: []string{"--cpu=lots"}, refused: "--cpu must be a number"},
+		{args: []string{"--concurrency=0"}, refused: "from 1 to 1000"},
+		{args: []string{"--concurrency=1001"}, refused: "from 1 to 1000"},
+		{args: []string{"--concurrency=8.5"}, refused: "from 1 to 1000"},
+		{args: []string{"--memory=8Gi"}, refused: "128 MiB to 4096 MiB"},
+		{args: []string{"--memory=64Mi"}, refused: "128 MiB to 4096 MiB"},
+		{args: []string{"--memory=134M"}, refused: "128 MiB to 4096 MiB"}, // 127.8 MiB
+		{args: []string{"--cpu=4", "--memory=1Gi"}, refused: "2048 MiB to 16384 MiB"},
+		{args: []string{"--cpu=0.4", "--concurrency=1", "--memory=1Gi"}, refused: "128 MiB to 512 MiB"},
+		{args: []string{"--cpu=0.5", "--concurrency=1", "--memory=2Gi"}, refused: "128 MiB to 1024 MiB"},
+		{args: []string{"--memory=512XB"}, refused: "--memory must be a size"},
+		{args: []string{"--max-instances=0"}, refused: "--max-instances"},
+	} {
+		name := strings.Join(tc.args, " ")
+		calls, out, err := runScript(t, nil, "deploy.sh", append([]string{"--project=stub-project", "--only=ListMessages"}, tc.args...)...)
+		if tc.refused != "" {
+			if err == nil || !strings.Contains(out, tc.refused) {
+				t.Errorf("%s: want refused with %q, got %v:\n%s", name, tc.refused, err, out)
+			}
+			if len(calls) != 0 {
+				t.Errorf("%s: refused, but gcloud ran:\n%s", name, dump(calls))
+			}
+			continue
+		}
+		if err != nil {
+			t.Errorf("%s: %v\n%s", name, err, out)
+			continue
+		}
+		d := deploys(t, calls)["ListMessages"]
+		for _, w := range tc.want {
+			if !d.has(w) {
+				t.Errorf("%s: want %s in\n  %s", name, w, d)
+			}
+		}
+		if name == "--cpu=4" {
+			checkWithRealGcloud(t, calls) // a derived memory
+		}
+	}
+}
+
 func TestDeployRefusesUnsafeSettings(t *testing.T) {
 	for name, args := range map[string][]string{
 		"run.app base URL":     {"--base-url=https://gmail-callback-abc123-uc.a.run.app"},
@@ -629,15 +879,15 @@ func TestDeployRefusesUnsafeSettings(t *testing.T) {
 }
 
 func TestDeployDryRunChangesNothing(t *testing.T) {
-	calls, out, err := runScript(t, nil, "deploy.sh", "--project=stub-project", "--dry-run")
+	calls, out, err := runScript(t, nil, "deploy.sh", "--project=stub-project", "--dry-run", "--list-auth=iam", "--allowed-callers=app@caller-project.iam.gserviceaccount.com")
 	if err != nil {
 		t.Fatalf("deploy.sh --dry-run: %v\n%s", err, out)
 	}
 	if len(calls) != 0 {
 		t.Errorf("--dry-run ran gcloud:\n%s", dump(calls))
 	}
-	if strings.Count(out, "+ gcloud functions deploy") != 4 {
-		t.Errorf("--dry-run does not print the four deploy commands:\n%s", out)
+	if strings.Count(out, "+ gcloud functions deploy") != 4 || strings.Count(out, "+ gcloud functions add-invoker-policy-binding") != 2 {
+		t.Errorf("--dry-run does not print the four deploy commands and the two invoker bindings:\n%s", out)
 	}
 }
 
@@ -716,62 +966,31 @@ func checkWithRealGcloud(t *testing.T, calls []call) {
 	}
 }
 
-// realGcloudProblems runs each call with the real gcloud, isolated from any
-// credentials and from the network, and describes those it rejects.
+// realGcloudProblems runs each call with the real gcloud (one process for
+// the whole test binary, see realGcloud), isolated from any credentials and
+// from the network, and describes those it rejects.
 func realGcloudProblems(t *testing.T, gcloud string, calls []call) []string {
 	t.Helper()
-	env := append(os.Environ(),
-		"CLOUDSDK_CONFIG="+t.TempDir(),
-		"CLOUDSDK_CORE_DISABLE_PROMPTS=1",
-		"CLOUDSDK_CORE_CHECK_GCE_METADATA=false", // no metadata-server credentials (Cloud Build, GCE)
-		"CLOUDSDK_COMPONENT_MANAGER_DISABLE_UPDATE_CHECK=1",
-		"CLOUDSDK_CORE_DISABLE_USAGE_REPORTING=true",
-		"CLOUDSDK_PROXY_TYPE=http", // and should anything try the network, a dead proxy
-		"CLOUDSDK_PROXY_ADDRESS=127.0.0.1",
-		"CLOUDSDK_PROXY_PORT=9",
-	)
-	var (
-		mu       sync.Mutex
-		problems []string
-		wg       sync.WaitGroup
-		sem      = make(chan struct{}, 8)
-	)
-	for _, c := range calls {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			sem <- struct{}{}
-			defer func() { <-sem }()
-			ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-			defer cancel()
-			cmd := exec.CommandContext(ctx, gcloud, c.args...)
-			cmd.Env = env
-			cmd.Stdin = bytes.NewReader(nil)
-			out, err := cmd.CombinedOutput()
-			code := 0
-			if ee, ok := err.(*exec.ExitError); ok {
-				code = ee.ExitCode()
-			}
-			s := string(out)
-			var p string
-			switch {
-			case ctx.Err() != nil:
-				p = fmt.Sprintf("real gcloud hung on %s", c)
-			case code == 2 || strings.Contains(s, "unrecognized arguments") || strings.Contains(s, ") argument ") || strings.Contains(s, "Invalid choice"):
-				p = fmt.Sprintf("real gcloud rejects the arguments of\n  %s\n%s", c, s)
-			case err == nil:
-				p = fmt.Sprintf("real gcloud ran %s without credentials: the check is not isolated", c)
-			case !strings.Contains(s, "active account"):
-				t.Logf("real gcloud on %s (exit %d): %s", c, code, s)
-			}
-			if p != "" {
-				mu.Lock()
-				problems = append(problems, p)
-				mu.Unlock()
-			}
-		}()
+	g, err := sharedGcloud(gcloud)
+	if err != nil {
+		return []string{fmt.Sprintf("cannot run the real gcloud: %v", err)}
 	}
-	wg.Wait()
+	var problems []string
+	for _, c := range calls {
+		a, err := g.run(c)
+		if err != nil {
+			problems = append(problems, err.Error())
+			continue
+		}
+		switch s := a.Output; {
+		case a.Code == 2 || strings.Contains(s, "unrecognized arguments") || strings.Contains(s, ") argument ") || strings.Contains(s, "Invalid choice"):
+			problems = append(problems, fmt.Sprintf("real gcloud rejects the arguments of\n  %s\n%s", c, s))
+		case a.Code == 0:
+			problems = append(problems, fmt.Sprintf("real gcloud ran %s without credentials: the check is not isolated", c))
+		case !strings.Contains(s, "active account"):
+			t.Logf("real gcloud on %s (exit %d): %s", c, a.Code, s)
+		}
+	}
 	return problems
 }
 
@@ -781,10 +1000,24 @@ func TestRealGcloudCheckCatchesMistakes(t *testing.T) {
 		checkWithRealGcloud(t, nil) // reports the missing gcloud the same way
 		return
 	}
+	deploy := []string{"functions", "deploy", "f", "--gen2", "--runtime=go126", "--trigger-http", "--project=stub-project", "--region=us-central1"}
 	bad := []call{
 		{args: []string{"secrets", "versions", "add", "s", "--datafile=-", "--project=stub-project"}},
 		{args: []string{"functions", "deploy", "f", "--gen2", "--runtime=go126", "--trigger-https", "--project=stub-project", "--region=us-central1"}},
 		{args: []string{"firestore", "databases", "create", "--location=nam5", "--type=native", "--project=stub-project"}},
+		// The sizing flags: --cpu only with --memory; concurrency is --concurrency.
+		{args: append(slices.Clone(deploy), "--concurrency=80", "--cpu=1")},
+		{args: append(slices.Clone(deploy), "--max-instance-request-concurrency=80")},
+		// A condition is expression=...,title=..., not the bare expression.
+		{args: []string{"projects", "add-iam-policy-binding", "stub-project", "--member=serviceAccount:" + runtimeSA, "--role=roles/datastore.user",
+			`--condition=resource.name=="projects/stub-project/databases/(default)"`, "--format=none"}},
+		{args: []string{"iam", "roles", "create", "r", "--project=stub-project", "--permission=run.services.setIamPolicy"}},
+		{args: []string{"artifacts", "repositories", "create", "r", "--format=docker", "--location=us-central1", "--project=stub-project"}},
+		// The runbook's cut-off names the member.
+		{args: []string{"functions", "remove-invoker-policy-binding", "gmail-disconnect", "--project=stub-project", "--region=us-central1"}},
+		// Two callers in one substitution without gcloud's ^;^ escaping.
+		{args: []string{"builds", "submit", "--config=cloudbuild.yaml", "--project=stub-project",
+			"--substitutions=_LIST_AUTH=iam,_ALLOWED_CALLERS=a@x.iam.gserviceaccount.com,b@y.iam.gserviceaccount.com"}, dir: ".."},
 	}
 	if p := realGcloudProblems(t, gcloud, bad); len(p) != len(bad) {
 		t.Errorf("the real-gcloud check caught %d of %d bad commands: %v", len(p), len(bad), p)
@@ -842,10 +1075,13 @@ func TestCloudBuildSubstitutions(t *testing.T) {
 	}
 }
 
-// The deploy steps, run as Cloud Build would run them with the default
-// substitutions, deploy each function once with the settings of a manual deploy.
-func TestCloudBuildDeploySteps(t *testing.T) {
+// cloudBuildDeploy runs the deploy steps of cloudbuild.yaml as Cloud Build
+// would with the given substitutions over the defaults, each with the stub
+// gcloud, and returns their calls.
+func cloudBuildDeploy(t *testing.T, given map[string]string) []call {
+	t.Helper()
 	s, subs := cloudBuild(t)
+	maps.Copy(subs, given)
 	subs["PROJECT_ID"] = "stub-project"
 	expand := func(a string) string {
 		return regexp.MustCompile(`\$\{?(_?[A-Z0-9_]+)\}?`).ReplaceAllStringFunc(a, func(v string) string {
@@ -875,5 +1111,27 @@ func TestCloudBuildDeploySteps(t *testing.T) {
 		}
 		all = append(all, calls...)
 	}
-	checkDeploy(t, all, "session", "https://us-central1-stub-project.cloudfunctions.net")
+	return all
+}
+
+// The deploy steps, run as Cloud Build would run them with the default
+// substitutions, deploy each function once with the settings of a manual deploy.
+func TestCloudBuildDeploySteps(t *testing.T) {
+	checkDeploy(t, cloudBuildDeploy(t, nil), "session", "https://us-central1-stub-project.cloudfunctions.net")
+
+	// Each service-account substitution reaches every deploy.
+	calls := cloudBuildDeploy(t, map[string]string{
+		"_SERVICE_ACCOUNT":           "fn@other.iam.gserviceaccount.com",
+		"_AUTHORIZE_SERVICE_ACCOUNT": "authz@other.iam.gserviceaccount.com",
+		"_BUILD_SERVICE_ACCOUNT":     "builder@other.iam.gserviceaccount.com",
+	})
+	for ep, c := range deploys(t, calls) {
+		runsAs := "fn@other.iam.gserviceaccount.com"
+		if ep == "Authorize" {
+			runsAs = "authz@other.iam.gserviceaccount.com"
+		}
+		if !c.has("--service-account="+runsAs) || !c.has("--build-service-account=projects/stub-project/serviceAccounts/builder@other.iam.gserviceaccount.com") {
+			t.Errorf("%s: the substitutions' accounts do not reach\n  %s", ep, c)
+		}
+	}
 }

@@ -6,7 +6,20 @@
 # shellcheck disable=SC2034 # the variables below are used by the scripts that source this file
 {
   REGION="${REGION:-us-central1}"
+  # Callback, ListMessages and Disconnect run as this one: the two secrets and
+  # the one Firestore database.
   SERVICE_ACCOUNT_NAME="${SERVICE_ACCOUNT_NAME:-gmail-oauth-fn}"
+  # Authorize runs as this one: the two secrets, no Firestore (it stores nothing).
+  AUTHORIZE_SERVICE_ACCOUNT_NAME="${AUTHORIZE_SERVICE_ACCOUNT_NAME:-gmail-oauth-authorize}"
+  # Cloud Build builds the functions as this one: build logs, the functions'
+  # source objects and their own image repository, nothing else.
+  BUILD_SERVICE_ACCOUNT_NAME="${BUILD_SERVICE_ACCOUNT_NAME:-gmail-oauth-build}"
+  # The Artifact Registry (Docker) repository, in the functions' region, that
+  # holds the built images.
+  ARTIFACT_REPOSITORY="${ARTIFACT_REPOSITORY:-gmail-oauth-functions}"
+  # The custom role that lets a deployer make functions public or private
+  # (setup.sh --deployer), instead of the project-wide roles/run.admin.
+  INVOKER_ADMIN_ROLE="${INVOKER_ADMIN_ROLE:-gmailOAuthInvokerAdmin}"
   CLIENT_SECRET_NAME="${CLIENT_SECRET_NAME:-gmail-oauth-client}"
   TOKEN_KEYS_SECRET_NAME="${TOKEN_KEYS_SECRET_NAME:-gmail-oauth-token-keys}"
   FIRESTORE_DATABASE="${FIRESTORE_DATABASE:-(default)}"
@@ -77,6 +90,11 @@ default_project() {
 # service_account_email NAME PROJECT
 service_account_email() {
   printf '%s@%s.iam.gserviceaccount.com' "$1" "$2"
+}
+
+# docker_repository_name PROJECT REGION REPOSITORY: the form --docker-repository takes.
+docker_repository_name() {
+  printf 'projects/%s/locations/%s/repositories/%s' "$1" "$2" "$3"
 }
 
 # secret_version_name PROJECT SECRET: the form OAUTH_CLIENT_SECRET and TOKEN_KEYS_SECRET take.

@@ -1,6 +1,7 @@
 // Package e2e_test drives the local runner (functions/cmd/local) in real
 // headless Chromium: Authorize → the fake Google's consent page → Callback
-// → ListMessages, the refusals, and Disconnect. It needs Chromium (Debian
+// → ListMessages, the refusals, Disconnect, and the home page at / that does
+// all of it through the HTTP API. It needs Chromium (Debian
 // package chromium); without it the tests skip loudly, or fail under
 // CI=true. Set E2E_SCREENSHOT_DIR to keep the screenshots the tests take.
 package e2e_test

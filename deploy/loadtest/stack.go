@@ -50,7 +50,9 @@ func startStack(ctx context.Context, cfg Config, dir, bin string) (*stack, error
 		Dir:     dir,
 	}
 	dataDir := filepath.Join(dir, "data")
-	env := runnerproc.MinimalEnv()
+	// The deployed functions' JSON log, with an access line per request,
+	// rather than the local runner's default short text.
+	env := append(runnerproc.MinimalEnv(), "LOG_FORMAT=json")
 	if cfg.GOMAXPROCS > 0 {
 		env = append(env, "GOMAXPROCS="+strconv.Itoa(cfg.GOMAXPROCS))
 	}

@@ -117,6 +117,7 @@ func New(cfg config.Config, d Deps) (*App, error) {
 	a.mail = messages.New(messages.Options{
 		Endpoint:            cfg.Endpoints.Gmail,
 		MetadataConcurrency: cfg.MetadataConcurrency,
+		BatchSize:           cfg.GmailBatchSize,
 		RetryBudget:         cfg.GmailRetryBudget,
 	})
 	return a, nil

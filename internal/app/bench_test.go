@@ -32,10 +32,17 @@ const benchSession = "__Host-gmail_session"
 // whose App counts its quota but never waits for it.
 func newBenchHarness(b *testing.B, opts ...harnessOpt) *harness {
 	b.Helper()
+	return newLatencyBenchHarness(b, 0, opts...)
+}
+
+// newLatencyBenchHarness is newBenchHarness with latency added by the fake
+// Google to every answer.
+func newLatencyBenchHarness(b *testing.B, latency time.Duration, opts ...harnessOpt) *harness {
+	b.Helper()
 	h := newHarness(b, opts...)
 	// The same client, keys and clock as the harness's fake, without the
 	// quota: every request to the fake's URL goes to it.
-	fake := fakegoogle.New(fakegoogle.Options{Now: h.clock.Now, RedirectURIs: []string{base + "/Callback"}, GmailQuotaPerMinute: -1})
+	fake := fakegoogle.New(fakegoogle.Options{Now: h.clock.Now, RedirectURIs: []string{base + "/Callback"}, GmailQuotaPerMinute: -1, Latency: latency})
 	h.setIntercept(func(w http.ResponseWriter, r *http.Request) bool {
 		fake.ServeHTTP(w, r)
 		return true
@@ -44,6 +51,7 @@ func newBenchHarness(b *testing.B, opts ...harnessOpt) *harness {
 	h.app.mail = messages.New(messages.Options{
 		Endpoint:            h.cfg.Endpoints.Gmail,
 		MetadataConcurrency: h.cfg.MetadataConcurrency,
+		BatchSize:           h.cfg.GmailBatchSize,
 		RetryBudget:         h.cfg.GmailRetryBudget,
 		QuotaPerMinute:      1 << 40, // accounted as in production, never exhausted
 	})
@@ -189,8 +197,8 @@ func BenchmarkListMessages_TokenExpired(b *testing.B) {
 	}
 }
 
-// BenchmarkListMessages_Metadata: one list of 10 messages and 10
-// messages.get calls (10 at a time), merged in page order.
+// BenchmarkListMessages_Metadata: one list of 10 messages and one batch
+// request of their 10 messages.get calls, merged in page order.
 func BenchmarkListMessages_Metadata(b *testing.B) {
 	h, session := benchLoggedIn(b)
 	fn := h.app.Handlers()["ListMessages"]
@@ -200,9 +208,35 @@ func BenchmarkListMessages_Metadata(b *testing.B) {
 		serveOnce(b, fn, http.MethodGet, "/ListMessages?format=metadata&maxResults=10", http.StatusOK, session)
 	}
 	b.StopTimer()
-	if n := h.fake.Count(fakegoogle.CountGmailGet); n != 10*b.N {
-		b.Fatalf("%d gets for %d ops", n, b.N)
+	if n, p := h.fake.Count(fakegoogle.CountGmailBatch), h.fake.Count(fakegoogle.CountGmailBatchPart); n != b.N || p != 10*b.N {
+		b.Fatalf("%d batches of %d gets in all for %d ops", n, p, b.N)
 	}
+}
+
+// BenchmarkListMessages_MetadataVsPlain_Latency20ms: the latency of
+// format=metadata&maxResults=100 against that of a plain listing of the
+// same 100 messages, with 20 ms added by the fake Google to every answer,
+// one request at a time. Each op serves one of each, so both are measured
+// in the same run; the metrics are their mean latencies and the ratio.
+//
+//	go test -run '^$' -bench MetadataVsPlain -benchtime 40x -count 5 ./internal/app/
+func BenchmarkListMessages_MetadataVsPlain_Latency20ms(b *testing.B) {
+	h := newLatencyBenchHarness(b, 20*time.Millisecond)
+	wantStatus(b, h.login(demo), http.StatusOK)
+	session := &http.Cookie{Name: benchSession, Value: h.jar[benchSession]}
+	fn := h.app.Handlers()["ListMessages"]
+	var plain, metadata time.Duration
+	for b.Loop() {
+		start := time.Now()
+		serveOnce(b, fn, http.MethodGet, "/ListMessages?maxResults=100", http.StatusOK, session)
+		mid := time.Now()
+		serveOnce(b, fn, http.MethodGet, "/ListMessages?format=metadata&maxResults=100", http.StatusOK, session)
+		plain, metadata = plain+mid.Sub(start), metadata+time.Since(mid)
+	}
+	n := float64(b.N)
+	b.ReportMetric(plain.Seconds()*1000/n, "plain-ms")
+	b.ReportMetric(metadata.Seconds()*1000/n, "metadata-ms")
+	b.ReportMetric(metadata.Seconds()/plain.Seconds(), "ratio")
 }
 
 // BenchmarkDisconnect: the refresh token revoked at the fake and the record

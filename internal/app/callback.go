@@ -157,10 +157,12 @@ func (a *App) Callback(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// connected shows the success page to a browser that arrives at Callback
-// with no answer from Google, only its session: the end of a successful
-// authorization. The session must still name a stored record that accepts
-// it, as everywhere else.
+// connected answers a bare Callback (no answer from Google, only the
+// session): the success page for a browser at the end of an authorization,
+// and for a JSON client {"status":"connected","email":...}, so that a page
+// can show who is connected without listing mail. The session must still
+// name a stored record that accepts it, as everywhere else. Without one a
+// JSON client gets 401 authorization_required with the authorization_url.
 func (a *App) connected(w http.ResponseWriter, r *http.Request) {
 	_, rs, ok := a.secretsOrFail(w, r)
 	if !ok {
@@ -169,14 +171,18 @@ func (a *App) connected(w http.ResponseWriter, r *http.Request) {
 	rec, _, ok := a.userRecord(w, r, rs, a.sessionUser)
 	switch {
 	case !ok:
-		return
+	case rec == nil && wantsJSON(r):
+		writeJSON(w, http.StatusUnauthorized, apiError{Code: "authorization_required", Description: "no session; send the user to authorization_url",
+			AuthorizationURL: a.authorizeURL("", "", false)})
 	case rec == nil:
 		fail(w, r, http.StatusBadRequest, apiError{Code: "invalid_request", Description: "Callback expects Google's answer; start at Authorize.",
 			AuthorizationURL: a.authorizeURL("", "", false)})
-		return
+	case wantsJSON(r):
+		writeJSON(w, http.StatusOK, map[string]string{"status": "connected", "email": rec.Email})
+	default:
+		writePage(w, http.StatusOK, page{Title: titles["authorized"],
+			Message: "Gmail is connected for " + rec.Email + ".", Link: a.cfg.ListMessagesURL, LinkText: "List your messages"})
 	}
-	writePage(w, http.StatusOK, page{Title: titles["authorized"],
-		Message: "Gmail is connected for " + rec.Email + ".", Link: a.cfg.ListMessagesURL, LinkText: "List your messages"})
 }
 
 // callbackPath is the public path of Callback.

@@ -329,8 +329,24 @@ func TestCallback_Success_RedirectsToCleanURLThatShowsTheSession(t *testing.T) {
 		t.Fatalf("page %s", b)
 	}
 	h.jar = map[string]string{}
-	if e := decode[apiError](t, h.get("/Callback", "Accept", jsonAccept)); e.Code != "invalid_request" {
-		t.Fatalf("bare Callback without a session: %+v", e)
+	if b := wantStatus(t, h.get("/Callback", "Accept", htmlAccept), http.StatusBadRequest); !strings.Contains(b, "start at Authorize") {
+		t.Fatalf("bare Callback without a session: page %s", b)
+	}
+}
+
+// TestCallback_BareWithJSON_SaysWhoIsConnected: a page learns the session's
+// account from the bare Callback as JSON, and without a session gets 401
+// authorization_required with where to send the user.
+func TestCallback_BareWithJSON_SaysWhoIsConnected(t *testing.T) {
+	h := newHarness(t)
+	resp := h.get("/Callback", "Accept", jsonAccept)
+	if e := decode[apiError](t, resp); resp.StatusCode != http.StatusUnauthorized || e.Code != "authorization_required" || !strings.HasPrefix(e.AuthorizationURL, base+"/Authorize") {
+		t.Fatalf("without a session: %d %+v, want 401 authorization_required with the Authorize URL", resp.StatusCode, e)
+	}
+	wantStatus(t, h.login(demo), http.StatusOK)
+	resp = h.get("/Callback", "Accept", jsonAccept)
+	if got := decode[map[string]any](t, resp); resp.StatusCode != http.StatusOK || len(got) != 2 || got["status"] != "connected" || got["email"] != demo {
+		t.Fatalf("with a session: %d %v, want 200 {status: connected, email: %s}", resp.StatusCode, got, demo)
 	}
 }
 

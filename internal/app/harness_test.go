@@ -82,7 +82,7 @@ func newHarness(t testing.TB, opts ...harnessOpt) *harness {
 	h.cfg = config.Config{
 		SecretTTL: time.Minute, RedirectURL: base + "/Callback", AuthorizeURL: base + "/Authorize", ListMessagesURL: base + "/ListMessages",
 		GmailScope: config.GmailReadonly, Store: config.StoreLocal, ListAuthMode: config.AuthSession,
-		SessionTTL: 24 * time.Hour, MetadataConcurrency: 10, GmailRetryBudget: 50 * time.Millisecond,
+		SessionTTL: 24 * time.Hour, MetadataConcurrency: 2, GmailBatchSize: 50, GmailRetryBudget: 50 * time.Millisecond,
 		Endpoints: config.Endpoints{AuthURL: ep.AuthURL, TokenURL: ep.TokenURL, RevokeURL: ep.RevokeURL,
 			UserinfoURL: ep.UserinfoURL, Gmail: ep.GmailEndpoint},
 	}

@@ -1,10 +1,12 @@
 package app
 
 import (
+	"bytes"
 	"fmt"
+	"io"
+	"maps"
 	"net/http"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -51,14 +53,16 @@ func metadataHarness(t testing.TB, mailbox []fakegoogle.Message, opts ...harness
 
 func TestListMessages_Metadata_FieldsFromTheMailboxInPageOrder(t *testing.T) {
 	mailbox := knownMailbox(12)
-	h := metadataHarness(t, mailbox)
-	// Answer the gets of the first messages last, so that completion order
-	// is the reverse of page order.
+	h := metadataHarness(t, mailbox, func(c *config.Config, _ *Deps) { c.GmailBatchSize = 5 })
+	// Answer the batch of the first messages last, so that completion
+	// order is not page order.
 	h.setIntercept(func(w http.ResponseWriter, r *http.Request) bool {
-		if id, ok := strings.CutPrefix(r.URL.Path, "/gmail/v1/users/me/messages/"); ok {
-			var n int
-			fmt.Sscanf(id, "m%d", &n)
-			time.Sleep(time.Duration(n) * time.Millisecond)
+		if r.URL.Path == "/batch/gmail/v1" {
+			b, _ := io.ReadAll(r.Body)
+			r.Body = io.NopCloser(bytes.NewReader(b))
+			if bytes.Contains(b, []byte("/messages/"+mailbox[0].ID+"?")) {
+				time.Sleep(30 * time.Millisecond)
+			}
 		}
 		return false
 	})
@@ -79,12 +83,7 @@ func TestListMessages_Metadata_FieldsFromTheMailboxInPageOrder(t *testing.T) {
 			t.Errorf("message %d:\n got %+v\nwant %+v", i, got, want)
 		}
 	}
-	if n := h.fake.Count(fakegoogle.CountGmailGet); n != 10 {
-		t.Errorf("%d messages.get calls, want exactly one per message (10)", n)
-	}
-	if n := h.fake.Count(fakegoogle.CountGmailList); n != 1 {
-		t.Errorf("%d messages.list calls, want 1", n)
-	}
+	wantCalls(t, h, map[string]int{fakegoogle.CountGmailList: 1, fakegoogle.CountGmailBatch: 2, fakegoogle.CountGmailBatchPart: 10})
 
 	// The same page without metadata: same IDs in the same order, and no
 	// metadata fields at all.
@@ -96,9 +95,7 @@ func TestListMessages_Metadata_FieldsFromTheMailboxInPageOrder(t *testing.T) {
 			t.Errorf("plain message %d is %+v, want only the id and threadId of %+v", i, m, p.Messages[i])
 		}
 	}
-	if n := h.fake.Count(fakegoogle.CountGmailGet); n != 0 {
-		t.Errorf("a plain listing made %d messages.get calls", n)
-	}
+	wantCalls(t, h, map[string]int{fakegoogle.CountGmailList: 1})
 
 	// The second page continues where the first stopped.
 	rest := decode[messages.Page](t, h.get("/ListMessages?format=metadata&maxResults=10&pageToken="+p.NextPageToken, "Accept", jsonAccept))
@@ -119,9 +116,17 @@ func TestListMessages_Metadata_AllPagesUpToLimit(t *testing.T) {
 			t.Fatalf("message %d is %+v, want %s %q", i, m, mailbox[i].ID, mailbox[i].Subject)
 		}
 	}
-	if g, l := h.fake.Count(fakegoogle.CountGmailGet), h.fake.Count(fakegoogle.CountGmailList); g != 25 || l != 1 {
-		t.Fatalf("%d gets and %d lists, want 25 and 1", g, l)
+	wantCalls(t, h, map[string]int{fakegoogle.CountGmailList: 1, fakegoogle.CountGmailBatch: 1, fakegoogle.CountGmailBatchPart: 25})
+}
+
+// wantCalls fails unless the fake Google's counters since the last reset
+// are want exactly, then resets them.
+func wantCalls(t *testing.T, h *harness, want map[string]int) {
+	t.Helper()
+	if got := h.fake.Counts(); !maps.Equal(got, want) {
+		t.Errorf("calls to Google %v, want %v", got, want)
 	}
+	h.fake.ResetCounts()
 }
 
 // TestListMessages_Metadata_QuotaBudget: with metadata one request may list
@@ -158,39 +163,116 @@ func TestListMessages_Metadata_QuotaBudget(t *testing.T) {
 			t.Fatalf("message %d lacks metadata: %+v", i, m)
 		}
 	}
-	if g, l := h.fake.Count(fakegoogle.CountGmailGet), h.fake.Count(fakegoogle.CountGmailList); g != 250 || l != 1 {
-		t.Fatalf("%d gets and %d lists, want 250 and 1 (5005 quota units)", g, l)
-	}
+	// 5005 quota units: 1 list and 250 gets, in 5 batches of 50.
+	wantCalls(t, h, map[string]int{fakegoogle.CountGmailList: 1, fakegoogle.CountGmailBatch: 5, fakegoogle.CountGmailBatchPart: 250})
 }
 
-// TestListMessages_Metadata_ConcurrencyBounded: with MetadataConcurrency=3
-// (GMAIL_METADATA_CONCURRENCY) the fake never sees more than 3
-// messages.get calls of one request at once.
+// TestListMessages_Metadata_ConcurrencyBounded: with batches of 5
+// (GMAIL_BATCH_SIZE) and GMAIL_METADATA_CONCURRENCY=3, 30 messages go in 6
+// batches, never more than 3 in flight at once.
 func TestListMessages_Metadata_ConcurrencyBounded(t *testing.T) {
 	const limit = 3
-	h := metadataHarness(t, knownMailbox(30), func(c *config.Config, _ *Deps) { c.MetadataConcurrency = limit })
+	h := metadataHarness(t, knownMailbox(30), func(c *config.Config, _ *Deps) {
+		c.MetadataConcurrency, c.GmailBatchSize = limit, 5
+	})
 	var inFlight, peak atomic.Int32
 	h.setIntercept(func(w http.ResponseWriter, r *http.Request) bool {
-		if !strings.HasPrefix(r.URL.Path, "/gmail/v1/users/me/messages/") {
+		if r.URL.Path != "/batch/gmail/v1" {
 			return false
 		}
 		n := inFlight.Add(1)
 		defer inFlight.Add(-1)
 		for p := peak.Load(); n > p && !peak.CompareAndSwap(p, n); p = peak.Load() {
 		}
-		time.Sleep(2 * time.Millisecond) // let the calls overlap
+		time.Sleep(5 * time.Millisecond) // let the batches overlap
 		h.fake.ServeHTTP(w, r)
 		return true
 	})
 	p := decode[messages.Page](t, h.get("/ListMessages?format=metadata&maxResults=30", "Accept", jsonAccept))
-	if len(p.Messages) != 30 {
-		t.Fatalf("%d messages, want 30", len(p.Messages))
+	if len(p.Messages) != 30 || p.Messages[29].Subject == "" {
+		t.Fatalf("%d messages, want 30 with metadata", len(p.Messages))
 	}
-	if n := h.fake.Count(fakegoogle.CountGmailGet); n != 30 {
-		t.Fatalf("%d gets, want 30", n)
-	}
+	wantCalls(t, h, map[string]int{fakegoogle.CountGmailList: 1, fakegoogle.CountGmailBatch: 6, fakegoogle.CountGmailBatchPart: 30})
 	if got := peak.Load(); got > limit || got < 2 {
-		t.Fatalf("at most %d messages.get calls were in flight at once; want 2..%d (concurrent, but bounded)", got, limit)
+		t.Fatalf("at most %d batch requests were in flight at once; want 2..%d (concurrent, but bounded)", got, limit)
+	}
+}
+
+// TestListMessages_Metadata_FailedPartsAloneSentAgain: of 250 messages in
+// 5 batches, the three whose calls Gmail fails (429, 500, 503) are sent
+// again, alone, in a sixth batch; the request succeeds within the quota.
+func TestListMessages_Metadata_FailedPartsAloneSentAgain(t *testing.T) {
+	mailbox := knownMailbox(250)
+	h := metadataHarness(t, mailbox)
+	fastRetries(h, time.Millisecond)
+	h.fake.FailMessage(mailbox[3].ID, fakegoogle.Fault{Status: http.StatusTooManyRequests}, 1)
+	h.fake.FailMessage(mailbox[120].ID, fakegoogle.Fault{Status: http.StatusInternalServerError}, 1)
+	h.fake.FailMessage(mailbox[249].ID, fakegoogle.Fault{Status: http.StatusServiceUnavailable}, 1)
+	resp := h.get("/ListMessages?format=metadata&maxResults=250", "Accept", jsonAccept)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("status %d: %s", resp.StatusCode, body(resp))
+	}
+	p := decode[messages.Page](t, resp)
+	for i, m := range p.Messages {
+		if m.ID != mailbox[i].ID || m.Subject != mailbox[i].Subject {
+			t.Fatalf("message %d is %+v, want %s with its metadata", i, m, mailbox[i].ID)
+		}
+	}
+	wantCalls(t, h, map[string]int{fakegoogle.CountGmailList: 1, fakegoogle.CountGmailBatch: 6, fakegoogle.CountGmailBatchPart: 253})
+}
+
+// TestListMessages_Metadata_DeletedMessageWithoutMetadata: a message
+// deleted between the list and its get (404) is listed without metadata,
+// and the request succeeds.
+func TestListMessages_Metadata_DeletedMessageWithoutMetadata(t *testing.T) {
+	mailbox := knownMailbox(10)
+	h := metadataHarness(t, mailbox)
+	h.fake.FailMessage(mailbox[4].ID, fakegoogle.Fault{Status: http.StatusNotFound}, 1)
+	resp := h.get("/ListMessages?format=metadata", "Accept", jsonAccept)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("status %d: %s", resp.StatusCode, body(resp))
+	}
+	p := decode[messages.Page](t, resp)
+	if len(p.Messages) != 10 {
+		t.Fatalf("%d messages, want 10", len(p.Messages))
+	}
+	for i, m := range p.Messages {
+		if (m.Subject == "") != (i == 4) || m.ID != mailbox[i].ID {
+			t.Errorf("message %d: %+v; want metadata on all but message 4", i, m)
+		}
+	}
+	if m := p.Messages[4]; m != (messages.Message{ID: mailbox[4].ID, ThreadID: mailbox[4].ThreadID}) {
+		t.Errorf("deleted message listed as %+v, want its id and threadId alone", m)
+	}
+	wantCalls(t, h, map[string]int{fakegoogle.CountGmailList: 1, fakegoogle.CountGmailBatch: 1, fakegoogle.CountGmailBatchPart: 10})
+}
+
+// TestListMessages_Metadata_TokenRefusedInTheBatch: Gmail answers the batch
+// request 200 and refuses the access token in each part (401). The token
+// is refreshed once and the parts sent once more; if Gmail refuses the new
+// token too, the user must authorize again.
+func TestListMessages_Metadata_TokenRefusedInTheBatch(t *testing.T) {
+	for _, again := range []bool{false, true} {
+		t.Run(fmt.Sprintf("refused again %v", again), func(t *testing.T) {
+			h := metadataHarness(t, knownMailbox(10))
+			var batches atomic.Int32
+			h.setIntercept(func(w http.ResponseWriter, r *http.Request) bool {
+				if r.URL.Path == "/batch/gmail/v1" && (batches.Add(1) == 1 || again) {
+					h.fake.ExpireAccessTokens(demo) // after the list, before the parts
+				}
+				return false
+			})
+			resp := h.get("/ListMessages?format=metadata", "Accept", jsonAccept)
+			if again {
+				if e := decode[apiError](t, resp); resp.StatusCode != http.StatusUnauthorized || e.Code != "reauthorization_required" {
+					t.Fatalf("status %d %+v, want 401 reauthorization_required", resp.StatusCode, e)
+				}
+			} else if p := decode[messages.Page](t, resp); resp.StatusCode != http.StatusOK || len(p.Messages) != 10 || p.Messages[9].Subject == "" {
+				t.Fatalf("status %d, page %+v; want 10 messages with metadata", resp.StatusCode, p)
+			}
+			wantCalls(t, h, map[string]int{fakegoogle.CountGmailList: 1, fakegoogle.CountTokenRefresh: 1,
+				fakegoogle.CountGmailBatch: 2, fakegoogle.CountGmailBatchPart: 20})
+		})
 	}
 }
 
@@ -201,6 +283,7 @@ func fastRetries(h *harness, d time.Duration) {
 	h.app.mail = messages.New(messages.Options{
 		Endpoint:            h.cfg.Endpoints.Gmail,
 		MetadataConcurrency: h.cfg.MetadataConcurrency,
+		BatchSize:           h.cfg.GmailBatchSize,
 		RetryBudget:         h.cfg.GmailRetryBudget,
 		RetryBase:           d,
 	})
@@ -236,20 +319,13 @@ func TestListMessages_TransientGmailFault_RetriedAndSucceeds(t *testing.T) {
 			t.Run("metadata get", func(t *testing.T) {
 				h := metadataHarness(t, knownMailbox(5))
 				fastRetries(h, time.Millisecond)
-				var once sync.Once
-				h.setIntercept(func(w http.ResponseWriter, r *http.Request) bool {
-					if strings.HasSuffix(r.URL.Path, "/messages/m0003") {
-						once.Do(func() { h.fake.InjectGmailFault(f, 1) })
-					}
-					return false
-				})
+				h.fake.FailMessage("m0003", f, 1)
 				p := decode[messages.Page](t, h.get("/ListMessages?format=metadata", "Accept", jsonAccept))
 				if len(p.Messages) != 5 || p.Messages[2].ID != "m0003" || p.Messages[2].Subject == "" {
 					t.Fatalf("page %+v", p)
 				}
-				if n := h.fake.Count(fakegoogle.CountGmailGet); n != 6 {
-					t.Fatalf("%d get calls, want 6 (5, and one retry)", n)
-				}
+				// 5 parts, then the failed one again.
+				wantCalls(t, h, map[string]int{fakegoogle.CountGmailList: 1, fakegoogle.CountGmailBatch: 2, fakegoogle.CountGmailBatchPart: 6})
 			})
 		})
 	}

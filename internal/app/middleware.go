@@ -73,8 +73,8 @@ func serve(log *slog.Logger, name string, h http.HandlerFunc) http.HandlerFunc {
 					writeJSON(sw, http.StatusInternalServerError, apiError{Code: "internal_error"})
 				}
 			}
-			log.InfoContext(ctx, "request", "function", name, "method", r.Method, "status", sw.status,
-				"latency_ms", time.Since(start).Milliseconds())
+			logging.Request(ctx, log, slog.String("function", name), slog.String("method", r.Method), slog.Int("status", sw.status),
+				slog.Int64("latency_ms", time.Since(start).Milliseconds()))
 		}()
 		if len(r.URL.RawQuery) > MaxQueryBytes {
 			writeJSON(sw, http.StatusRequestURITooLong, apiError{Code: "invalid_request", Description: "query string too long"})

@@ -9,6 +9,7 @@ import (
 	"cloud.google.com/go/firestore"
 	secretmanager "cloud.google.com/go/secretmanager/apiv1"
 	"google.golang.org/api/idtoken"
+	"google.golang.org/api/option"
 
 	"github.com/gmail-oauth-functions/gmail-oauth-functions/internal/config"
 	"github.com/gmail-oauth-functions/gmail-oauth-functions/internal/logging"
@@ -24,7 +25,7 @@ func FromEnv(ctx context.Context) (*App, error) {
 	if err != nil {
 		return nil, err
 	}
-	log := logging.New(os.Stdout, cfg.ProjectID, cfg.LogLevel)
+	log := logging.NewFormat(cfg.LogFormat, os.Stdout, cfg.ProjectID, cfg.LogLevel)
 	d := Deps{Logger: log}
 
 	var sm *secretmanager.Client
@@ -48,11 +49,14 @@ func FromEnv(ctx context.Context) (*App, error) {
 
 	switch cfg.Store {
 	case config.StoreFirestore:
-		fs, err := firestore.NewClientWithDatabase(ctx, cfg.ProjectID, cfg.FirestoreDatabase)
+		fs, err := firestore.NewClientWithDatabase(ctx, cfg.ProjectID, cfg.FirestoreDatabase,
+			option.WithGRPCDialOption(firestorestore.DialOption()))
 		if err != nil {
 			return nil, fmt.Errorf("firestore client: %w", err)
 		}
-		d.Store = firestorestore.New(fs, cfg.FirestoreCollection)
+		st := firestorestore.New(fs, cfg.FirestoreCollection)
+		st.Timeout = cfg.StoreTimeout
+		d.Store = st
 	default:
 		st, err := localstore.Open(cfg.LocalStorePath)
 		if err != nil {

@@ -11,7 +11,8 @@ import (
 	"github.com/gmail-oauth-functions/gmail-oauth-functions/internal/tokenstore/localstore"
 )
 
-// googleCalls counts every request the fake Google received.
+// googleCalls counts every request the fake Google received, and each
+// call in a batch request.
 func googleCalls(h *harness) int {
 	n := 0
 	for _, c := range h.fake.Counts() {
@@ -82,6 +83,37 @@ func TestRoundTrips(t *testing.T) {
 			},
 			google:    map[string]int{fakegoogle.CountGmailList: 3}, // ceil(1234/500)
 			wantStore: localstore.Ops{Reads: 1},
+		},
+		{
+			name:  "ListMessages, format=metadata, 50 messages: 1 list and 1 batch",
+			setup: func(h *harness) { wantStatus(h.t, h.login(demo), http.StatusOK) },
+			run: func(h *harness) {
+				wantStatus(h.t, h.get("/ListMessages?format=metadata&maxResults=50"), http.StatusOK)
+			},
+			google:    map[string]int{fakegoogle.CountGmailList: 1, fakegoogle.CountGmailBatch: 1, fakegoogle.CountGmailBatchPart: 50},
+			wantStore: localstore.Ops{Reads: 1},
+		},
+		{
+			name:  "ListMessages, format=metadata, 250 messages: 1 list and 5 batches",
+			setup: func(h *harness) { wantStatus(h.t, h.login(demo), http.StatusOK) },
+			run: func(h *harness) {
+				wantStatus(h.t, h.get("/ListMessages?format=metadata&maxResults=250&includeSpamTrash=true"), http.StatusOK)
+			},
+			google:    map[string]int{fakegoogle.CountGmailList: 1, fakegoogle.CountGmailBatch: 5, fakegoogle.CountGmailBatchPart: 250},
+			wantStore: localstore.Ops{Reads: 1},
+		},
+		{
+			name: "ListMessages, format=metadata, access token expired",
+			setup: func(h *harness) {
+				wantStatus(h.t, h.login(demo), http.StatusOK)
+				h.clock.Advance(time.Hour)
+			},
+			run: func(h *harness) {
+				wantStatus(h.t, h.get("/ListMessages?format=metadata&maxResults=50"), http.StatusOK)
+			},
+			google: map[string]int{fakegoogle.CountTokenRefresh: 1, fakegoogle.CountGmailList: 1,
+				fakegoogle.CountGmailBatch: 1, fakegoogle.CountGmailBatchPart: 50},
+			wantStore: localstore.Ops{Reads: 1, Writes: 1},
 		},
 		{
 			name: "ListMessages, all pages, access token expired",

@@ -32,7 +32,10 @@ func TestSession_CopiedThenDisconnected_DeadAfterReconnecting(t *testing.T) {
 	if e := decode[apiError](t, resp); resp.StatusCode != http.StatusUnauthorized || e.Code != "authorization_required" {
 		t.Fatalf("ListMessages with the copy: %d %+v, want 401 authorization_required", resp.StatusCode, e)
 	}
-	if resp := h.get("/Callback", "Accept", jsonAccept); resp.StatusCode != http.StatusBadRequest {
+	if resp := h.get("/Callback", "Accept", jsonAccept); resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("Callback's connected answer with the copy: %d %s, want 401", resp.StatusCode, body(resp))
+	}
+	if resp := h.get("/Callback", "Accept", htmlAccept); resp.StatusCode != http.StatusBadRequest {
 		t.Fatalf("the success page with the copy: %d %s, want 400", resp.StatusCode, body(resp))
 	}
 	h.jar = map[string]string{secSessionCookie: copied}

@@ -208,11 +208,10 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<16))
 	resp.Body.Close()
-	fresh, err := t.tokens.refresh(req.Context(), tok)
+	fresh, err := t.replace(req.Context(), tok)
 	if err != nil {
 		return nil, err
 	}
-	t.set(fresh)
 	retry := withBearer(req, fresh)
 	if req.GetBody != nil {
 		if retry.Body, err = req.GetBody(); err != nil {
@@ -220,6 +219,26 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 	}
 	return t.base.RoundTrip(retry)
+}
+
+// RefreshToken replaces the token that Gmail refused in the parts of a
+// batch request (messages.TokenRefresher).
+func (t *transport) RefreshToken(ctx context.Context) error {
+	t.mu.Lock()
+	tok := t.token
+	t.mu.Unlock()
+	_, err := t.replace(ctx, tok)
+	return err
+}
+
+// replace refreshes the refused token stale and sends the new one from now on.
+func (t *transport) replace(ctx context.Context, stale string) (string, error) {
+	fresh, err := t.tokens.refresh(ctx, stale)
+	if err != nil {
+		return "", err
+	}
+	t.set(fresh)
+	return fresh, nil
 }
 
 func (t *transport) set(tok string) {

@@ -23,6 +23,10 @@ type RunnerConfig struct {
 	// SettingsInEnv passes the ports and the data folder as PORT,
 	// FAKE_GOOGLE_PORT and LOCAL_DATA_DIR instead of flags.
 	SettingsInEnv bool
+	// TextLog leaves LOG_FORMAT to the runner's default (text), as a
+	// user's run does. Otherwise the runner logs JSON, whose access lines
+	// Requests reads.
+	TextLog bool
 }
 
 // Runner is a running local runner.
@@ -82,7 +86,11 @@ func startRunner(t testing.TB, cfg RunnerConfig) *Runner {
 		out:      &lockedBuffer{},
 	}
 	settings := []string{"-port", strconv.Itoa(cfg.Port), "-fake-google-port", strconv.Itoa(cfg.FakePort), "-data", cfg.DataDir}
-	env := append(runnerproc.MinimalEnv(), cfg.Env...)
+	env := runnerproc.MinimalEnv()
+	if !cfg.TextLog {
+		env = append(env, "LOG_FORMAT=json")
+	}
+	env = append(env, cfg.Env...)
 	if cfg.SettingsInEnv {
 		env = append(env, "PORT="+strconv.Itoa(cfg.Port), "FAKE_GOOGLE_PORT="+strconv.Itoa(cfg.FakePort), "LOCAL_DATA_DIR="+cfg.DataDir)
 		settings = nil
@@ -102,6 +110,24 @@ func startRunner(t testing.TB, cfg RunnerConfig) *Runner {
 // Output is everything the runner has written to stdout and stderr.
 func (r *Runner) Output() string { return r.out.String() }
 
+// AwaitOutput waits up to 5 s until the runner's output contains s (it
+// comes through a pipe, a moment after the runner writes it), and returns
+// the output. It fails the test if s does not come.
+func (r *Runner) AwaitOutput(s string) string {
+	r.t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		out := r.Output()
+		if strings.Contains(out, s) {
+			return out
+		}
+		if time.Now().After(deadline) {
+			r.t.Fatalf("the runner's output lacks %q after 5s; it is:\n%s", s, out)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
 // Stop ends the runner (SIGTERM to its process group, SIGKILL after 5 s)
 // and waits until it has exited. It may be called more than once.
 func (r *Runner) Stop() {
@@ -118,7 +144,7 @@ type LogRequest struct {
 }
 
 // Requests returns the access log lines the runner has written for the
-// function, in order.
+// function, in order. It needs the JSON log (RunnerConfig.TextLog unset).
 func (r *Runner) Requests(function string) []LogRequest {
 	var got []LogRequest
 	sc := bufio.NewScanner(strings.NewReader(r.Output()))

@@ -58,6 +58,7 @@ type Config struct {
 	Store               string
 	FirestoreDatabase   string
 	FirestoreCollection string
+	StoreTimeout        time.Duration // the budget of one token store call
 	LocalStorePath      string
 
 	ListAuthMode      string
@@ -66,9 +67,11 @@ type Config struct {
 	AllowedOrigins    []string
 
 	SessionTTL          time.Duration
-	MetadataConcurrency int
+	MetadataConcurrency int // batch requests in flight for one format=metadata request
+	GmailBatchSize      int // messages.get calls in one batch request
 	GmailRetryBudget    time.Duration
 	LogLevel            slog.Level
+	LogFormat           string // json or text
 
 	Endpoints Endpoints
 }
@@ -89,15 +92,18 @@ var Variables = []struct{ Name, Default, Use string }{
 	{"TOKEN_STORE", StoreFirestore, "firestore or local"},
 	{"FIRESTORE_DATABASE", "(default)", "Firestore database id"},
 	{"FIRESTORE_COLLECTION", "gmail_tokens", "Firestore collection of token records"},
+	{"STORE_TIMEOUT", "3s", "time budget of one Firestore call, its retries included; past it the answer is 503 unavailable with Retry-After"},
 	{"LOCAL_STORE_PATH", ".local/tokens.json", "file of the local token store"},
 	{"LIST_AUTH_MODE", AuthSession, "session (browser session cookie) or iam (Google-signed ID token and user=)"},
 	{"IAM_AUDIENCE", "", "iam mode: the audience callers' ID tokens must carry (the ListMessages URL)"},
 	{"IAM_ALLOWED_CALLERS", "", "iam mode: comma-separated service-account emails allowed to call"},
 	{"ALLOWED_ORIGINS", "", "extra origins trusted to POST to Disconnect"},
 	{"SESSION_TTL", "168h", "lifetime of the session cookie"},
-	{"GMAIL_METADATA_CONCURRENCY", "10", "concurrent messages.get calls for format=metadata"},
+	{"GMAIL_METADATA_CONCURRENCY", "2", "batch requests one format=metadata request has in flight at once"},
+	{"GMAIL_BATCH_SIZE", "50", "messages.get calls in one Gmail batch request for format=metadata (1 to 100)"},
 	{"GMAIL_RETRY_BUDGET", "20s", "total time one request may wait on Gmail retries"},
 	{"LOG_LEVEL", "info", "debug, info, warn or error"},
+	{"LOG_FORMAT", "json", "json (Cloud Logging's) or text (short lines for a terminal, the local runner's default)"},
 	{"GOOGLE_AUTH_URL", GoogleAuthURL, "Google authorization endpoint"},
 	{"GOOGLE_TOKEN_URL", GoogleTokenURL, "Google token endpoint"},
 	{"GOOGLE_REVOKE_URL", GoogleRevokeURL, "Google revocation endpoint"},
@@ -123,15 +129,18 @@ func FromEnv(getenv func(string) string) (Config, error) {
 		Store:               r.oneOf("TOKEN_STORE", StoreFirestore, StoreFirestore, StoreLocal),
 		FirestoreDatabase:   r.strOr("FIRESTORE_DATABASE", "(default)"),
 		FirestoreCollection: r.strOr("FIRESTORE_COLLECTION", "gmail_tokens"),
+		StoreTimeout:        r.duration("STORE_TIMEOUT", 3*time.Second),
 		LocalStorePath:      r.strOr("LOCAL_STORE_PATH", ".local/tokens.json"),
 		ListAuthMode:        r.oneOf("LIST_AUTH_MODE", AuthSession, AuthSession, AuthIAM),
 		IAMAudience:         r.str("IAM_AUDIENCE"),
 		IAMAllowedCallers:   r.list("IAM_ALLOWED_CALLERS"),
 		AllowedOrigins:      r.origins("ALLOWED_ORIGINS"),
 		SessionTTL:          r.duration("SESSION_TTL", 7*24*time.Hour),
-		MetadataConcurrency: r.intIn("GMAIL_METADATA_CONCURRENCY", 10, 1, 100),
+		MetadataConcurrency: r.intIn("GMAIL_METADATA_CONCURRENCY", 2, 1, 100),
+		GmailBatchSize:      r.intIn("GMAIL_BATCH_SIZE", 50, 1, 100),
 		GmailRetryBudget:    r.duration("GMAIL_RETRY_BUDGET", 20*time.Second),
 		LogLevel:            r.level("LOG_LEVEL"),
+		LogFormat:           r.oneOf("LOG_FORMAT", "json", "json", "text"),
 		Endpoints: Endpoints{
 			AuthURL:     r.url("GOOGLE_AUTH_URL", GoogleAuthURL, false),
 			TokenURL:    r.url("GOOGLE_TOKEN_URL", GoogleTokenURL, false),
@@ -167,6 +176,9 @@ func FromEnv(getenv func(string) string) (Config, error) {
 	}
 	if c.SecretTTL <= 0 || c.SessionTTL <= 0 || c.GmailRetryBudget < 0 {
 		r.fail("SECRET_TTL/SESSION_TTL/GMAIL_RETRY_BUDGET", "must be positive")
+	}
+	if c.StoreTimeout <= 0 || c.StoreTimeout > 30*time.Second {
+		r.fail("STORE_TIMEOUT", "must be positive and at most 30s (well inside the function's timeout)")
 	}
 	if err := errors.Join(r.errs...); err != nil {
 		return Config{}, fmt.Errorf("configuration: %w", err)

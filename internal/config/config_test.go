@@ -25,7 +25,8 @@ func TestFromEnv_ProductionDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	if c.Store != StoreFirestore || c.FirestoreCollection != "gmail_tokens" || c.ListAuthMode != AuthSession ||
-		c.Endpoints.TokenURL != GoogleTokenURL || c.SecretTTL != 5*time.Minute || c.GmailScope != GmailReadonly {
+		c.Endpoints.TokenURL != GoogleTokenURL || c.SecretTTL != 5*time.Minute || c.GmailScope != GmailReadonly ||
+		c.GmailBatchSize != 50 || c.MetadataConcurrency != 2 || c.StoreTimeout != 3*time.Second || c.LogFormat != "json" {
 		t.Fatalf("defaults: %+v", c)
 	}
 	if c.ListMessagesURL != "https://r-p.cloudfunctions.net/ListMessages" {
@@ -55,9 +56,15 @@ func TestFromEnv_ErrorsNameTheVariable(t *testing.T) {
 		{"iam without audience", map[string]string{"LIST_AUTH_MODE": "iam", "IAM_ALLOWED_CALLERS": "a@p.iam.gserviceaccount.com"}, "IAM_AUDIENCE"},
 		{"iam without callers", map[string]string{"LIST_AUTH_MODE": "iam", "IAM_AUDIENCE": "https://x/ListMessages"}, "IAM_ALLOWED_CALLERS"},
 		{"bad duration", map[string]string{"SECRET_TTL": "five"}, "SECRET_TTL"},
+		{"no store budget", map[string]string{"STORE_TIMEOUT": "0s"}, "STORE_TIMEOUT"},
+		{"store budget past the function's timeout", map[string]string{"STORE_TIMEOUT": "2m"}, "STORE_TIMEOUT"},
 		{"concurrency out of range", map[string]string{"GMAIL_METADATA_CONCURRENCY": "0"}, "GMAIL_METADATA_CONCURRENCY"},
+		{"batch size 0", map[string]string{"GMAIL_BATCH_SIZE": "0"}, "GMAIL_BATCH_SIZE"},
+		{"batch size over Gmail's 100", map[string]string{"GMAIL_BATCH_SIZE": "101"}, "GMAIL_BATCH_SIZE"},
+		{"batch size not a number", map[string]string{"GMAIL_BATCH_SIZE": "fifty"}, "GMAIL_BATCH_SIZE"},
 		{"origin with a path", map[string]string{"ALLOWED_ORIGINS": "https://app.example.com/x"}, "ALLOWED_ORIGINS"},
 		{"bad log level", map[string]string{"LOG_LEVEL": "loud"}, "LOG_LEVEL"},
+		{"bad log format", map[string]string{"LOG_FORMAT": "pretty"}, "LOG_FORMAT"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

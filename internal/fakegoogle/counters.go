@@ -11,14 +11,24 @@ const (
 	CountTokenOther   = "token.other"   // token requests with any other or no grant_type
 	CountRevoke       = "revoke"        // revocation requests
 	CountUserinfo     = "userinfo"      // userinfo requests
-	CountGmailList    = "gmail.list"    // users.messages.list requests
-	CountGmailGet     = "gmail.get"     // users.messages.get requests
+	CountGmailList    = "gmail.list"    // users.messages.list requests, not in a batch
+	CountGmailGet     = "gmail.get"     // users.messages.get requests, not in a batch
+	CountGmailBatch   = "gmail.batch"   // requests to Gmail's batch endpoint
+	// CountGmailBatchPart counts the calls (parts) in the requests to the
+	// batch endpoint, those refused with the whole batch included.
+	CountGmailBatchPart = "gmail.batch.part"
 )
 
 // count records one request to the endpoint called name.
-func (s *Server) count(name string) {
+func (s *Server) count(name string) { s.countN(name, 1) }
+
+// countN records n requests to the endpoint called name.
+func (s *Server) countN(name string, n int) {
+	if n == 0 {
+		return
+	}
 	s.mu.Lock()
-	s.counts[name]++
+	s.counts[name] += n
 	s.mu.Unlock()
 }
 

@@ -26,9 +26,10 @@ type tokenFault struct {
 	oauthError string
 }
 
-// InjectGmailFault makes the next n Gmail API requests (list or get) fail with
-// f. Faults queue up: injecting again adds to the queue. n <= 0 empties the
-// queue. Faulted requests count in the counters.
+// InjectGmailFault makes the next n Gmail API requests (list or get, direct
+// or a part of a batch) fail with f. Faults queue up: injecting again adds to
+// the queue. n <= 0 empties the queue. Faulted requests count in the
+// counters. In a batch, Status 0 breaks the whole batch's connection.
 func (s *Server) InjectGmailFault(f Fault, n int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -39,6 +40,42 @@ func (s *Server) InjectGmailFault(f Fault, n int) {
 	for range n {
 		s.gmailFaults = append(s.gmailFaults, f)
 	}
+}
+
+// FailMessage makes the next n users.messages.get calls for the message
+// id, direct or a part of a batch, fail with f before anything else is
+// checked: a 404 as if the message had been deleted, a 429 or a 500 as if
+// Gmail failed that one call. Faults for one id queue up; n <= 0 empties
+// that id's queue.
+func (s *Server) FailMessage(id string, f Fault, n int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if n <= 0 {
+		delete(s.messageFaults, id)
+		return
+	}
+	if s.messageFaults == nil {
+		s.messageFaults = make(map[string][]Fault)
+	}
+	for range n {
+		s.messageFaults[id] = append(s.messageFaults[id], f)
+	}
+}
+
+// nextMessageFault pops the next fault injected for the message id.
+func (s *Server) nextMessageFault(id string) (Fault, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	q := s.messageFaults[id]
+	if len(q) == 0 {
+		return Fault{}, false
+	}
+	if len(q) == 1 {
+		delete(s.messageFaults, id)
+	} else {
+		s.messageFaults[id] = q[1:]
+	}
+	return q[0], true
 }
 
 // InjectTokenFault makes the next n token endpoint requests fail with status

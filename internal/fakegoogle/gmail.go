@@ -19,11 +19,14 @@ const (
 type gmailRequest struct {
 	user   *user
 	access gmailAccess
+	// done ends the request's count among the user's concurrent requests.
+	done func()
 }
 
 // authorizeGmail runs what precedes every Gmail answer: injected faults,
-// authentication, scope, the userId check and quota. It answers and returns
-// false when the request must stop.
+// authentication, scope, the userId check, the user's concurrent-request
+// limit and quota. It answers and returns false when the request must stop;
+// else the caller calls done when it has answered.
 func (s *Server) authorizeGmail(w http.ResponseWriter, r *http.Request, cost int) (gmailRequest, bool) {
 	if f, ok := s.nextGmailFault(); ok {
 		writeGmailFault(w, f)
@@ -45,11 +48,20 @@ func (s *Server) authorizeGmail(w http.ResponseWriter, r *http.Request, cost int
 		writeAPIError(w, forbidden("Delegation denied for "+u.email))
 		return gmailRequest{}, false
 	}
+	done := func() {}
+	if !inBatch(r) { // a batch counts its parts itself
+		if !s.enterGmail(u) {
+			writeAPIError(w, errTooManyConcurrent)
+			return gmailRequest{}, false
+		}
+		done = func() { s.leaveGmail(u) }
+	}
 	if ok, retryAt := s.chargeQuota(u, cost); !ok {
+		done()
 		writeAPIError(w, quotaExceeded(retryAt))
 		return gmailRequest{}, false
 	}
-	return gmailRequest{user: u, access: access}, true
+	return gmailRequest{user: u, access: access, done: done}, true
 }
 
 // listResponse is users.messages.list's answer.
@@ -66,11 +78,14 @@ type messageRef struct {
 
 // handleList serves users.messages.list.
 func (s *Server) handleList(w http.ResponseWriter, r *http.Request) {
-	s.count(CountGmailList)
+	if !inBatch(r) {
+		s.count(CountGmailList)
+	}
 	gr, ok := s.authorizeGmail(w, r, listCost)
 	if !ok {
 		return
 	}
+	defer gr.done()
 	params := r.URL.Query()
 
 	maxResults := defaultMaxResults
@@ -186,11 +201,18 @@ type apiBody struct {
 
 // handleGet serves users.messages.get.
 func (s *Server) handleGet(w http.ResponseWriter, r *http.Request) {
-	s.count(CountGmailGet)
+	if !inBatch(r) {
+		s.count(CountGmailGet)
+	}
+	if f, ok := s.nextMessageFault(r.PathValue("id")); ok {
+		writeGmailFault(w, f)
+		return
+	}
 	gr, ok := s.authorizeGmail(w, r, getCost)
 	if !ok {
 		return
 	}
+	defer gr.done()
 	params := r.URL.Query()
 	format := strings.ToLower(params.Get("format"))
 	switch format {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -546,9 +547,10 @@ func TestSeededMailboxIsDeterministicAndVaried(t *testing.T) {
 		t.Fatalf("%d messages", len(a))
 	}
 	labels := map[string]int{}
+	from, subjects, snippets := map[string]bool{}, map[string]bool{}, map[string]bool{}
 	for i := range a {
-		if a[i].ID != b[i].ID || a[i].Subject != b[i].Subject {
-			t.Fatalf("message %d differs between two seedings", i)
+		if !reflect.DeepEqual(a[i], b[i]) {
+			t.Fatalf("message %d differs between two seedings:\n%+v\n%+v", i, a[i], b[i])
 		}
 		if i > 0 && !a[i].Date.Before(a[i-1].Date) {
 			t.Fatalf("message %d is not older than message %d", i, i-1)
@@ -556,13 +558,50 @@ func TestSeededMailboxIsDeterministicAndVaried(t *testing.T) {
 		for _, l := range a[i].LabelIDs {
 			labels[l]++
 		}
+		for _, s := range []string{a[i].From, a[i].To, a[i].Subject, a[i].Snippet} {
+			if s == "" || strings.ContainsAny(s, "{}") {
+				t.Fatalf("message %d has an empty or unfilled field %q: %+v", i, s, a[i])
+			}
+		}
+		from[a[i].From], subjects[a[i].Subject], snippets[a[i].Snippet] = true, true, true
 	}
-	for _, l := range []string{"INBOX", "UNREAD", "SENT", "SPAM", "TRASH", "CATEGORY_PERSONAL", "CATEGORY_PROMOTIONS", "CATEGORY_UPDATES", "CATEGORY_SOCIAL", "STARRED"} {
+	for _, l := range []string{"INBOX", "UNREAD", "SENT", "SPAM", "TRASH", "CATEGORY_PERSONAL", "CATEGORY_PROMOTIONS", "CATEGORY_UPDATES", "CATEGORY_SOCIAL", "CATEGORY_FORUMS", "STARRED"} {
 		if labels[l] == 0 {
 			t.Errorf("no message labelled %s", l)
 		}
 	}
+	// Looks like a real inbox: many senders, subjects and snippets, over
+	// months.
+	if len(from) < 20 || len(subjects) < 400 || len(snippets) < 400 {
+		t.Errorf("%d senders, %d subjects and %d snippets in 1234 messages; want at least 20, 400 and 400", len(from), len(subjects), len(snippets))
+	}
+	if span := a[0].Date.Sub(a[len(a)-1].Date); span < 180*24*time.Hour {
+		t.Errorf("the mailbox spans %v, want at least six months", span)
+	}
 	if c := seedMessages("other@example.com", 1); c[0].ID == a[0].ID && c[0].Subject == a[0].Subject && c[0].From == a[0].From {
 		t.Errorf("two users got the same mailbox")
+	}
+}
+
+// TestSeededMailbox_SearchFindsSendersAndSubjectWords: the demo mailbox
+// answers the searches a newcomer tries (a sender, a subject word), and each
+// narrows the inbox.
+func TestSeededMailbox_SearchFindsSendersAndSubjectWords(t *testing.T) {
+	h := newHarness(t, Options{AutoApprove: true})
+	svc := h.gmail(t, h.tokenFor(t, DemoEmail).AccessToken)
+	all, err := svc.Users.Messages.List("me").Do()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{"from:github", "from:alice", "subject:parcel", "lunch", "subject:(statement ready)"} {
+		t.Run(q, func(t *testing.T) {
+			r, err := svc.Users.Messages.List("me").Q(q).Do()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(r.Messages) == 0 || r.ResultSizeEstimate >= all.ResultSizeEstimate {
+				t.Errorf("q=%s: %d messages of about %d, want some but fewer than the %d of the whole inbox", q, len(r.Messages), r.ResultSizeEstimate, all.ResultSizeEstimate)
+			}
+		})
 	}
 }

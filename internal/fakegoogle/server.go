@@ -1,6 +1,6 @@
 // Package fakegoogle is an in-process fake of Google's OAuth 2.0 and OpenID
 // Connect endpoints and of the Gmail API's users.messages.list and
-// users.messages.get methods.
+// users.messages.get methods and its batch endpoint.
 //
 // It answers the way Google does, including the parts that callers get wrong:
 // single-use authorization codes, PKCE, granular consent (a user may untick
@@ -76,6 +76,12 @@ type Options struct {
 	// minute (list costs 5, get costs 20). Default 6000, as at Google.
 	// A negative value disables the quota.
 	GmailQuotaPerMinute int
+	// GmailConcurrentRequests is the most Gmail requests one user may have
+	// in flight at once; the requests over it answer 429 "Too many
+	// concurrent requests for user". The parts of a batch are in flight
+	// together while the batch is served. Default
+	// DefaultGmailConcurrentRequests; negative disables the limit.
+	GmailConcurrentRequests int
 	// StateFile, when set, makes the fake durable across restarts. Open
 	// loads from it the users and their granted scopes, the refresh tokens
 	// (live and dead) and access tokens, mailboxes set with SetMailbox, the
@@ -98,15 +104,17 @@ type Server struct {
 	// signingKeyDER is signer's key in PKCS #8 form, for the state file.
 	signingKeyDER []byte
 
-	mu          sync.Mutex
-	users       map[string]*user // by normalized email
-	codes       map[string]*authCode
-	codeLog     []string
-	refresh     map[string]*refreshToken
-	access      map[string]*accessToken
-	counts      map[string]int
-	gmailFaults []Fault
-	tokenFaults []tokenFault
+	mu            sync.Mutex
+	users         map[string]*user // by normalized email
+	codes         map[string]*authCode
+	codeLog       []string
+	refresh       map[string]*refreshToken
+	access        map[string]*accessToken
+	counts        map[string]int
+	gmailFaults   []Fault
+	messageFaults map[string][]Fault // by message id
+	tokenFaults   []tokenFault
+	inFlight      map[*user]int // Gmail requests being served
 }
 
 // New returns a fake configured by opts, with the demo user already present.
@@ -146,15 +154,19 @@ func Open(opts Options) (*Server, error) {
 	if opts.GmailQuotaPerMinute == 0 {
 		opts.GmailQuotaPerMinute = DefaultGmailQuota
 	}
+	if opts.GmailConcurrentRequests == 0 {
+		opts.GmailConcurrentRequests = DefaultGmailConcurrentRequests
+	}
 	opts.RedirectURIs = append([]string(nil), opts.RedirectURIs...)
 
 	s := &Server{
-		opts:    opts,
-		users:   make(map[string]*user),
-		codes:   make(map[string]*authCode),
-		refresh: make(map[string]*refreshToken),
-		access:  make(map[string]*accessToken),
-		counts:  make(map[string]int),
+		opts:     opts,
+		users:    make(map[string]*user),
+		codes:    make(map[string]*authCode),
+		refresh:  make(map[string]*refreshToken),
+		access:   make(map[string]*accessToken),
+		counts:   make(map[string]int),
+		inFlight: make(map[*user]int),
 	}
 	if opts.StateFile == "" {
 		s.signer, s.formKey = sharedSigner(), newFormKey()
@@ -186,6 +198,7 @@ func (s *Server) routes() {
 	m.HandleFunc("GET /.well-known/openid-configuration", s.handleDiscovery)
 	m.HandleFunc("GET /gmail/v1/users/{userId}/messages", s.handleList)
 	m.HandleFunc("GET /gmail/v1/users/{userId}/messages/{id}", s.handleGet)
+	m.HandleFunc("POST /batch/gmail/v1", s.handleBatch)
 	s.mux = m
 }
 

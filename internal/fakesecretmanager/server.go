@@ -4,7 +4,8 @@
 // gRPC on a loopback port, so that code under test uses the real
 // secretmanager.Client end to end: names, alias resolution, version states,
 // CRC32C checksums and gRPC status codes behave as the service does.
-// Test controls inject failures (FailNext, SetDown) and count accesses.
+// Test controls inject failures (FailNext, SetDown), make it stop answering
+// (SetHanging) and count accesses.
 package fakesecretmanager
 
 import (
@@ -35,6 +36,7 @@ type Server struct {
 	mu       sync.Mutex
 	secrets  map[string]*secret // by "projects/P/secrets/S"
 	down     bool
+	hang     chan struct{} // non-nil while hanging; closed when that ends
 	failCode codes.Code
 	failN    int
 	accesses int
@@ -105,6 +107,22 @@ func (s *Server) SetDown(down bool) {
 	s.down = down
 }
 
+// SetHanging makes every RPC wait, unanswered, while hanging is true: each
+// one ends when its context does (the caller's deadline, or the server
+// stopping) or when SetHanging(false) lets it through. It stands for a
+// service that accepts connections but does not answer.
+func (s *Server) SetHanging(hanging bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch {
+	case hanging && s.hang == nil:
+		s.hang = make(chan struct{})
+	case !hanging && s.hang != nil:
+		close(s.hang)
+		s.hang = nil
+	}
+}
+
 // AccessCount returns the number of AccessSecretVersion calls seen,
 // including those that failed.
 func (s *Server) AccessCount() int {
@@ -119,6 +137,15 @@ func (s *Server) intercept(ctx context.Context, req any, info *grpc.UnaryServerI
 	s.mu.Lock()
 	if strings.HasSuffix(info.FullMethod, "/AccessSecretVersion") {
 		s.accesses++
+	}
+	if hang := s.hang; hang != nil {
+		s.mu.Unlock()
+		select {
+		case <-hang:
+		case <-ctx.Done():
+			return nil, status.FromContextError(ctx.Err()).Err()
+		}
+		s.mu.Lock()
 	}
 	if s.down {
 		s.mu.Unlock()

@@ -328,3 +328,43 @@ func TestSetDown_FailsUnavailableUntilUp(t *testing.T) {
 		t.Errorf("AccessSecretVersion after up: %v", err)
 	}
 }
+
+func TestSetHanging_WaitsForDeadlineOrRelease(t *testing.T) {
+	srv := fakesecretmanager.Start(t)
+	name := srv.AddVersion("oauth-client", []byte("one"))
+	ctx := t.Context()
+	c := srv.Client(ctx, t)
+	req := &secretmanagerpb.AccessSecretVersionRequest{Name: name}
+
+	srv.SetHanging(true)
+	const deadline = 200 * time.Millisecond
+	short, cancel := context.WithTimeout(ctx, deadline)
+	defer cancel()
+	begin := time.Now()
+	_, err := c.AccessSecretVersion(short, req)
+	if status.Code(err) != codes.DeadlineExceeded {
+		t.Errorf("AccessSecretVersion while hanging: %v, want DeadlineExceeded", err)
+	}
+	if d := time.Since(begin); d < deadline {
+		t.Errorf("AccessSecretVersion while hanging returned after %v, before its %v deadline", d, deadline)
+	}
+
+	// A call waiting when the hang ends goes through.
+	done := make(chan error, 1)
+	go func() {
+		_, err := c.AccessSecretVersion(ctx, req)
+		done <- err
+	}()
+	for srv.AccessCount() < 2 {
+		time.Sleep(5 * time.Millisecond)
+	}
+	select {
+	case err := <-done:
+		t.Fatalf("AccessSecretVersion answered while hanging: %v", err)
+	case <-time.After(50 * time.Millisecond):
+	}
+	srv.SetHanging(false)
+	if err := <-done; err != nil {
+		t.Errorf("AccessSecretVersion released from the hang: %v", err)
+	}
+}

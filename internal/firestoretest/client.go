@@ -13,6 +13,8 @@ import (
 	"google.golang.org/api/option"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
+
+	"github.com/gmail-oauth-functions/gmail-oauth-functions/internal/tokenstore/firestorestore"
 )
 
 var projectSeq atomic.Int64
@@ -37,8 +39,10 @@ func NewProjectClient(ctx context.Context, t testing.TB, project string) (*fires
 	// With FIRESTORE_EMULATOR_HOST set, the client library dials a connection
 	// of its own and ignores dial options, so the counting connection is
 	// dialled here and passed whole, overriding the library's (which stays
-	// open, idle, until the test binary exits).
+	// open, idle, until the test binary exits). It reconnects as the
+	// functions' connection to Firestore does.
 	conn, err := grpc.NewClient("passthrough:///"+h,
+		firestorestore.DialOption(),
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
 		grpc.WithPerRPCCredentials(ownerCreds{}),
 		grpc.WithChainUnaryInterceptor(counter.unary),

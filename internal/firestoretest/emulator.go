@@ -15,6 +15,9 @@
 //
 // When gcloud, Java or the emulator component is missing, tests that need the
 // emulator fail under CI=true and are skipped, loudly, otherwise.
+//
+// Stop and Restart take the emulator away and bring it back on the same
+// address, for tests of what the functions do while Firestore is down.
 package firestoretest
 
 import (
@@ -62,7 +65,7 @@ func Run(m *testing.M) int {
 	code := m.Run()
 	mu.Lock()
 	if emu != nil {
-		emu.stop()
+		emu.stop(syscall.SIGTERM)
 		emu = nil
 	}
 	if skipped > 0 {
@@ -89,7 +92,7 @@ func Host() (string, error) {
 		startErr = errors.New("firestoretest.Main was not called from TestMain, so the emulator could not be stopped after the tests; refusing to start it")
 		return "", startErr
 	}
-	emu, startErr = start(StartTimeout)
+	emu, startErr = start("", StartTimeout)
 	if startErr != nil {
 		return "", startErr
 	}
@@ -134,17 +137,21 @@ kill -TERM -$1 2>/dev/null || exit 0
 sleep 10
 kill -KILL -$1 2>/dev/null || :`
 
-func start(timeout time.Duration) (*emulator, error) {
+// start starts the emulator on addr, or on a free loopback port when addr
+// is "", and waits until it answers and has served a first write.
+func start(addr string, timeout time.Duration) (*emulator, error) {
 	for _, bin := range []string{"gcloud", "java"} {
 		if _, err := exec.LookPath(bin); err != nil {
 			return nil, fmt.Errorf("%s not found in PATH (the Firestore emulator needs both gcloud and Java)", bin)
 		}
 	}
-	port, err := freePort()
-	if err != nil {
-		return nil, fmt.Errorf("find a free port: %w", err)
+	if addr == "" {
+		port, err := freePort()
+		if err != nil {
+			return nil, fmt.Errorf("find a free port: %w", err)
+		}
+		addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
 	}
-	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
 	log, err := os.CreateTemp("", "firestore-emulator-*.log")
 	if err != nil {
 		return nil, fmt.Errorf("emulator log: %w", err)
@@ -167,12 +174,17 @@ func start(timeout time.Duration) (*emulator, error) {
 	}
 	go func() { e.cmd.Wait(); close(e.exited) }()
 	if err := e.startWatchdog(); err != nil {
-		e.stop()
+		e.stop(syscall.SIGTERM)
 		return nil, err
 	}
 	if err := e.waitReady(timeout); err != nil {
 		out := e.output()
-		e.stop()
+		e.stop(syscall.SIGTERM)
+		return nil, fmt.Errorf("%w; emulator output:\n%s", err, out)
+	}
+	if err := e.warm(timeout - time.Since(begin)); err != nil {
+		out := e.output()
+		e.stop(syscall.SIGTERM)
 		return nil, fmt.Errorf("%w; emulator output:\n%s", err, out)
 	}
 	fmt.Fprintf(os.Stderr, "firestoretest: Firestore emulator ready on %s after %v\n", addr, time.Since(begin).Round(time.Millisecond))
@@ -219,11 +231,11 @@ func (e *emulator) waitReady(timeout time.Duration) error {
 }
 
 // stop ends the emulator's whole process group (gcloud, its bash wrapper and
-// the java server): SIGTERM, then SIGKILL for whatever is left after a grace
-// period. It then stops the watchdog and removes the log.
-func (e *emulator) stop() {
+// the java server) with sig, then with SIGKILL whatever is left after a
+// grace period. It then stops the watchdog and removes the log.
+func (e *emulator) stop(sig syscall.Signal) {
 	pgid := e.cmd.Process.Pid
-	syscall.Kill(-pgid, syscall.SIGTERM)
+	syscall.Kill(-pgid, sig)
 	<-e.exited // reap gcloud so that only live processes keep the group alive
 	deadline := time.Now().Add(15 * time.Second)
 	for groupAlive(pgid) && time.Now().Before(deadline) {

@@ -2,9 +2,14 @@ package firestoretest_test
 
 import (
 	"context"
+	"net"
 	"os"
 	"slices"
 	"testing"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/gmail-oauth-functions/gmail-oauth-functions/internal/firestoretest"
 )
@@ -63,5 +68,37 @@ func TestProjectClientsShareData(t *testing.T) {
 	}
 	if _, err := b.Collection("c").Doc("d").Get(ctx); err != nil {
 		t.Fatalf("a document written by one client of a project is not visible to another: %v", err)
+	}
+}
+
+func TestStopRestart_SameAddressDocumentsLost(t *testing.T) {
+	ctx := context.Background()
+	client, _ := firestoretest.NewClient(ctx, t)
+	doc := client.Collection("c").Doc("d")
+	if _, err := doc.Set(ctx, map[string]any{"n": 1}); err != nil {
+		t.Fatal(err)
+	}
+	host, _ := firestoretest.Host()
+
+	firestoretest.Stop(t)
+	if c, err := net.DialTimeout("tcp", host, time.Second); err == nil {
+		c.Close()
+		t.Fatal("the emulator's port still accepts connections after Stop")
+	}
+	short, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
+	defer cancel()
+	if _, err := doc.Get(short); err == nil {
+		t.Fatal("a read succeeded while the emulator was stopped")
+	}
+
+	firestoretest.Restart(t)
+	if h, _ := firestoretest.Host(); h != host {
+		t.Fatalf("restarted on %s, want %s", h, host)
+	}
+	// The same client connects again; the document went with the emulator.
+	ctx, cancel = context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if _, err := doc.Get(ctx); status.Code(err) != codes.NotFound {
+		t.Fatalf("read after the restart: %v, want NotFound", err)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"log/slog"
 	"net/http/httptest"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -220,7 +221,7 @@ func TestNew_RedactsCredentialKeys(t *testing.T) {
 		{"LogValuer", func(l *slog.Logger) { l.Info("m", "tok", tokenValue{s}) }, []string{"tok", "access_token"}},
 	}
 	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
+		t.Run(tt.name+"/json", func(t *testing.T) {
 			var buf bytes.Buffer
 			tt.log(logging.New(&buf, "p", nil))
 			if strings.Contains(buf.String(), "SECRET-VALUE") {
@@ -232,6 +233,17 @@ func TestNew_RedactsCredentialKeys(t *testing.T) {
 			}
 			if v != "[REDACTED]" {
 				t.Errorf("value at %v = %v, want [REDACTED]", tt.path, v)
+			}
+		})
+		t.Run(tt.name+"/text", func(t *testing.T) {
+			var buf bytes.Buffer
+			tt.log(logging.NewText(&buf, nil))
+			line := buf.String()
+			if strings.Contains(line, "SECRET-VALUE") {
+				t.Fatalf("log line shows the secret: %s", line)
+			}
+			if want := " " + strings.Join(tt.path, ".") + "=[REDACTED]"; strings.Count(line, "\n") != 1 || !strings.Contains(line, want) {
+				t.Errorf("log line %q, want one line with %q", line, want)
 			}
 		})
 	}
@@ -268,6 +280,56 @@ func TestParseLevel(t *testing.T) {
 			got, err := logging.ParseLevel(tt.in)
 			if (err != nil) != tt.wantErr || got != tt.want {
 				t.Errorf("ParseLevel(%q) = %v, %v; want %v, error %v", tt.in, got, err, tt.want, tt.wantErr)
+			}
+		})
+	}
+}
+
+func TestNewText_OneShortLinePerRecord(t *testing.T) {
+	var buf bytes.Buffer
+	l := logging.NewText(&buf, nil)
+	l.Debug("dropped")
+	l.With("fn", "Callback").Warn("callback: Gmail scope not granted", "sub", "123", "err", "it's gone")
+	line := buf.String()
+	want := regexp.MustCompile(`^time=\d\d:\d\d:\d\d\.\d{3} level=WARN msg="callback: Gmail scope not granted" fn=Callback sub=123 err="it's gone"\n$`)
+	if !want.MatchString(line) {
+		t.Errorf("got %q, want a line matching %s", line, want)
+	}
+}
+
+func TestNewText_NoTraceFields(t *testing.T) {
+	r := httptest.NewRequest("GET", "/", nil)
+	r.Header.Set("X-Cloud-Trace-Context", "105445aa7843bc8bf206b12000100000/1;o=1")
+	var buf bytes.Buffer
+	logging.NewText(&buf, nil).InfoContext(logging.WithTrace(context.Background(), r), "m")
+	if strings.Contains(buf.String(), "logging.googleapis.com") {
+		t.Errorf("text line carries Cloud Logging's trace fields: %s", buf.String())
+	}
+}
+
+// TestRequest_InfoInJSONDebugInText: the access line of every request is in
+// Cloud Logging at Info, and out of a terminal's way unless LOG_LEVEL=debug.
+func TestRequest_InfoInJSONDebugInText(t *testing.T) {
+	for _, tt := range []struct {
+		format    string
+		level     slog.Level
+		wantLines int
+	}{
+		{logging.FormatJSON, slog.LevelInfo, 1},
+		{logging.FormatText, slog.LevelInfo, 0},
+		{logging.FormatText, slog.LevelDebug, 1},
+	} {
+		t.Run(tt.format+"/"+tt.level.String(), func(t *testing.T) {
+			var buf bytes.Buffer
+			l := logging.NewFormat(tt.format, &buf, "p", tt.level).With("fn", "x") // derived loggers keep the rule
+			logging.Request(context.Background(), l, slog.String("function", "ListMessages"), slog.Int("status", 200))
+			if got := strings.Count(buf.String(), "\n"); got != tt.wantLines || tt.wantLines == 1 && !strings.Contains(buf.String(), "ListMessages") {
+				t.Errorf("%d lines %q, want %d access line", got, buf.String(), tt.wantLines)
+			}
+			if tt.format == logging.FormatJSON {
+				if m := decode(t, &buf); m["severity"] != "INFO" || m["message"] != "request" {
+					t.Errorf("JSON access line %v, want severity INFO, message request", m)
+				}
 			}
 		})
 	}

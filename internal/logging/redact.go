@@ -1,8 +1,20 @@
 package logging
 
-import "strings"
+import (
+	"log/slog"
+	"strings"
+)
 
 const redacted = "[REDACTED]"
+
+// redact replaces the value of an attribute named for a credential, or in a
+// group named for one, with [REDACTED].
+func redact(groups []string, a slog.Attr) slog.Attr {
+	if sensitive(a.Key) || sensitiveGroup(groups) {
+		return slog.String(a.Key, redacted)
+	}
+	return a
+}
 
 // sensitiveSuffixes are the key endings that name a credential. They cover
 // access_token, refresh_token, id_token, client_secret, api_key,

@@ -1,12 +1,18 @@
 package messages_test
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"mime"
+	"mime/multipart"
 	"net/http"
 	"net/http/httptest"
+	"net/textproto"
 	"net/url"
+	"path"
 	"slices"
 	"strconv"
 	"strings"
@@ -18,32 +24,44 @@ import (
 	"github.com/gmail-oauth-functions/gmail-oauth-functions/internal/messages"
 )
 
+// Kinds of request a fault is answered to.
+const (
+	onList  = ""      // users.messages.list
+	onGet   = "get"   // users.messages.get, direct or a part of a batch
+	onBatch = "batch" // the batch request itself
+)
+
 // fault is one error answer of the fake Gmail.
 type fault struct {
 	status     int
 	reason     string // Google's error reason, e.g. "rateLimitExceeded"
 	retryAfter string // Retry-After header, if any
-	onGet      bool   // answered to a get instead of a list
+	on         string // the kind of request it answers: onList, onGet or onBatch
 }
 
-// fakeGmail is a small Gmail users.messages.list/get server that records
-// what it is asked. Message i (0-based) has id "m%04d" and its page tokens
-// are "p<offset>".
+// fakeGmail is a small Gmail users.messages.list/get server with Gmail's
+// batch endpoint that records what it is asked. Message i (0-based) has id
+// "m%04d" and its page tokens are "p<offset>".
 type fakeGmail struct {
 	n       int             // messages in the mailbox
 	deleted map[string]bool // answer 404 on get
-	delay   time.Duration   // slept in each get, to let gets overlap
+	delay   time.Duration   // slept in each batch request, to let batches overlap
+	reverse bool            // answer a batch's parts in reverse order
 
 	mu         sync.Mutex
-	faults     []fault // answered first, one per request, list or get
+	faults     []fault // answered first, one per request of their kind
 	listQuery  []url.Values
 	getQuery   []url.Values
-	units      int // quota units spent, as Gmail counts them
-	inFlight   int
+	batchIDs   [][]string    // the message ids of each batch request, in order
+	partHeader []http.Header // the headers of each batched request
+	batchAuth  []string      // the Authorization of each batch request
+	units      int           // quota units spent, as Gmail counts them
+	inFlight   int           // batch requests
 	maxFlight  int
 	lists      atomic.Int64
-	gets       atomic.Int64
-	alwaysFail *fault // answered to every request after faults
+	gets       atomic.Int64 // users.messages.get calls, direct or batched
+	batches    atomic.Int64
+	alwaysFail *fault // answered to every list after faults
 }
 
 func newFakeGmail(t testing.TB, n int) (*fakeGmail, *httptest.Server) {
@@ -68,16 +86,23 @@ func (f *fakeGmail) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case path == prefix:
 		f.lists.Add(1)
 		f.record(&f.listQuery, r, 5)
-		if f.fail(w, false) {
+		if f.fail(w, onList) {
 			return
 		}
 		f.list(w, r.URL.Query())
 	case strings.HasPrefix(path, prefix+"/"):
 		f.gets.Add(1)
 		f.record(&f.getQuery, r, 20)
+		if f.fail(w, onGet) {
+			return
+		}
+		f.get(w, strings.TrimPrefix(path, prefix+"/"))
+	case path == "/batch/gmail/v1" && r.Method == http.MethodPost:
+		f.batches.Add(1)
 		f.mu.Lock()
 		f.inFlight++
 		f.maxFlight = max(f.maxFlight, f.inFlight)
+		f.batchAuth = append(f.batchAuth, r.Header.Get("Authorization"))
 		f.mu.Unlock()
 		defer func() {
 			f.mu.Lock()
@@ -85,13 +110,76 @@ func (f *fakeGmail) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			f.mu.Unlock()
 		}()
 		time.Sleep(f.delay)
-		if f.fail(w, true) {
+		if f.fail(w, onBatch) {
 			return
 		}
-		f.get(w, strings.TrimPrefix(path, prefix+"/"))
+		f.batch(w, r)
 	default:
 		writeGoogleError(w, fault{status: 404, reason: "notFound"}, "Not Found")
 	}
+}
+
+// batch serves a batch request: each part by ServeHTTP, as a direct call,
+// answered under Content-ID "response-" + the part's.
+func (f *fakeGmail) batch(w http.ResponseWriter, r *http.Request) {
+	_, params, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if err != nil {
+		writeGoogleError(w, fault{status: 400}, err.Error())
+		return
+	}
+	type answer struct {
+		contentID string
+		rec       *httptest.ResponseRecorder
+	}
+	var answers []answer
+	var ids []string
+	mr := multipart.NewReader(r.Body, params["boundary"])
+	for {
+		p, err := mr.NextPart()
+		if err == io.EOF {
+			break
+		}
+		var req *http.Request
+		if err == nil {
+			req, err = http.ReadRequest(bufio.NewReader(p))
+		}
+		if err != nil {
+			writeGoogleError(w, fault{status: 400}, err.Error())
+			return
+		}
+		f.mu.Lock()
+		f.partHeader = append(f.partHeader, req.Header)
+		f.mu.Unlock()
+		ids = append(ids, path.Base(req.URL.Path))
+		rec := httptest.NewRecorder()
+		f.ServeHTTP(rec, req)
+		answers = append(answers, answer{p.Header.Get("Content-ID"), rec})
+	}
+	f.mu.Lock()
+	f.batchIDs = append(f.batchIDs, ids)
+	f.mu.Unlock()
+	if f.reverse {
+		slices.Reverse(answers)
+	}
+	mw := multipart.NewWriter(w)
+	w.Header().Set("Content-Type", "multipart/mixed; boundary="+mw.Boundary())
+	for _, a := range answers {
+		pw, _ := mw.CreatePart(textproto.MIMEHeader{
+			"Content-Type": {"application/http"},
+			"Content-Id":   {"<response-" + strings.Trim(a.contentID, "<>") + ">"},
+		})
+		resp := a.rec.Result()
+		resp.ContentLength = int64(a.rec.Body.Len())
+		resp.Write(pw)
+	}
+	mw.Close()
+}
+
+// batched returns the message ids of each batch request so far.
+func (f *fakeGmail) batched() [][]string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.batchIDs)
 }
 
 // spent returns the quota units Gmail charged.
@@ -101,7 +189,8 @@ func (f *fakeGmail) spent() int {
 	return f.units
 }
 
-// mostInFlight returns the largest number of gets that were in flight at once.
+// mostInFlight returns the largest number of batch requests that were in
+// flight at once.
 func (f *fakeGmail) mostInFlight() int {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -115,15 +204,15 @@ func (f *fakeGmail) record(dst *[]url.Values, r *http.Request, units int) {
 	f.units += units
 }
 
-// fail answers the next fault injected for a get or a list, if any.
-func (f *fakeGmail) fail(w http.ResponseWriter, get bool) bool {
+// fail answers the next fault injected for the kind of request on, if any.
+func (f *fakeGmail) fail(w http.ResponseWriter, on string) bool {
 	f.mu.Lock()
 	var ft *fault
-	if i := slices.IndexFunc(f.faults, func(ft fault) bool { return ft.onGet == get }); i >= 0 {
+	if i := slices.IndexFunc(f.faults, func(ft fault) bool { return ft.on == on }); i >= 0 {
 		next := f.faults[i]
 		ft = &next
 		f.faults = slices.Delete(f.faults, i, i+1)
-	} else if f.alwaysFail != nil {
+	} else if f.alwaysFail != nil && on == onList {
 		ft = f.alwaysFail
 	}
 	f.mu.Unlock()

@@ -3,9 +3,11 @@ package messages_test
 import (
 	"context"
 	"errors"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -117,17 +119,81 @@ func TestFakeGoogle_AllPagesOfTheSeededMailbox(t *testing.T) {
 
 func TestFakeGoogle_Metadata(t *testing.T) {
 	e := newE2E(t, fakegoogle.Options{})
+	e.fake.ResetCounts() // the authorization
 	page, err := e.client(nil).List(context.Background(), e.hc, e.sub, messages.Query{MaxResults: 25, Metadata: true})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(page.Messages) != 25 || e.fake.Count(fakegoogle.CountGmailGet) != 25 {
-		t.Fatalf("got %d messages after %d gets, want 25", len(page.Messages), e.fake.Count(fakegoogle.CountGmailGet))
+	want := map[string]int{fakegoogle.CountGmailList: 1, fakegoogle.CountGmailBatch: 1, fakegoogle.CountGmailBatchPart: 25}
+	if got := e.fake.Counts(); len(page.Messages) != 25 || !maps.Equal(got, want) {
+		t.Fatalf("got %d messages after %v, want 25 after %v", len(page.Messages), got, want)
 	}
 	for _, m := range page.Messages {
 		if m.From == "" || m.To == "" || m.Subject == "" || m.Date == "" || m.Snippet == "" {
 			t.Errorf("message %+v lacks metadata", m)
 		}
+	}
+}
+
+// TestFakeGoogle_Metadata_PartsFailingAreSentAgain: the parts the fake
+// Google fails (a chosen message, or the user's concurrent-request limit)
+// are sent again, alone, and a message deleted between list and get is
+// listed without metadata.
+func TestFakeGoogle_Metadata_PartsFailingAreSentAgain(t *testing.T) {
+	tests := []struct {
+		name       string
+		opts       fakegoogle.Options
+		fail       map[int]fakegoogle.Fault // by message index
+		wantParts  int
+		wantBatch  int
+		noMetadata []int // message indexes listed without metadata
+	}{
+		{
+			name:      "three parts fail",
+			fail:      map[int]fakegoogle.Fault{3: {Status: 429}, 17: {Status: 500}, 40: {Status: 503, Reason: "backendError"}},
+			wantParts: 50 + 3, wantBatch: 2,
+		},
+		{
+			name:      "20 concurrent requests at most: 30, then 10, sent again",
+			opts:      fakegoogle.Options{GmailConcurrentRequests: 20},
+			wantParts: 50 + 30 + 10, wantBatch: 3,
+		},
+		{
+			name:      "a message deleted: no metadata, not sent again",
+			fail:      map[int]fakegoogle.Fault{7: {Status: 404}},
+			wantParts: 50, wantBatch: 1,
+			noMetadata: []int{7},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newE2E(t, tt.opts)
+			c := e.client(func(o *messages.Options) { o.MetadataConcurrency = 1 })
+			ctx := context.Background()
+			plain, err := c.List(ctx, e.hc, e.sub, messages.Query{MaxResults: 50})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i, f := range tt.fail {
+				e.fake.FailMessage(plain.Messages[i].ID, f, 1)
+			}
+			e.fake.ResetCounts()
+			page, err := c.List(ctx, e.hc, e.sub, messages.Query{MaxResults: 50, Metadata: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if p, b := e.fake.Count(fakegoogle.CountGmailBatchPart), e.fake.Count(fakegoogle.CountGmailBatch); p != tt.wantParts || b != tt.wantBatch {
+				t.Errorf("%d parts in %d batches, want %d in %d", p, b, tt.wantParts, tt.wantBatch)
+			}
+			for i, m := range page.Messages {
+				if m.ID != plain.Messages[i].ID {
+					t.Fatalf("message %d is %s, want %s", i, m.ID, plain.Messages[i].ID)
+				}
+				if got, want := m.Subject != "", !slices.Contains(tt.noMetadata, i); got != want {
+					t.Errorf("message %d has metadata: %v, want %v", i, got, want)
+				}
+			}
+		})
 	}
 }
 

@@ -2,6 +2,7 @@ package messages
 
 import (
 	"context"
+	"net/http"
 
 	"google.golang.org/api/gmail/v1"
 )
@@ -10,6 +11,7 @@ import (
 type run struct {
 	c      *Client
 	svc    *gmail.Service
+	hc     *http.Client
 	user   string
 	budget budget
 }

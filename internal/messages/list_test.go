@@ -3,10 +3,13 @@ package messages_test
 import (
 	"context"
 	"encoding/json"
+	"net/http"
 	"net/url"
 	"reflect"
 	"slices"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/gmail-oauth-functions/gmail-oauth-functions/internal/messages"
 )
@@ -149,26 +152,32 @@ func TestList_AllPages(t *testing.T) {
 }
 
 func TestList_MetadataFillsHeadersInOrder(t *testing.T) {
-	const n, concurrency = 40, 3
+	const n, batchSize, concurrency = 40, 7, 3
 	fg, srv := newFakeGmail(t, n)
 	fg.deleted["m0005"], fg.deleted["m0017"] = true, true
-	fg.delay = 200_000 // 0.2 ms, so that gets overlap
-	c := testClient(srv, newSleeper(), func(o *messages.Options) { o.MetadataConcurrency = concurrency })
+	fg.delay = 2 * time.Millisecond // so that batches overlap
+	fg.reverse = true               // answers matched by Content-ID, not order
+	c := testClient(srv, newSleeper(), func(o *messages.Options) {
+		o.BatchSize = batchSize
+		o.MetadataConcurrency = concurrency
+	})
 
 	page, err := c.List(context.Background(), srv.Client(), "u", messages.Query{MaxResults: n, Metadata: true})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := fg.gets.Load(); got != n {
-		t.Errorf("get calls = %d, want %d", got, n)
+	if b, g := fg.batches.Load(), fg.gets.Load(); b != (n+batchSize-1)/batchSize || g != n {
+		t.Errorf("%d batches of %d gets in all, want %d of %d", b, g, (n+batchSize-1)/batchSize, n)
 	}
-	if fg.mostInFlight() > concurrency {
-		t.Errorf("at most %d gets in flight, want ≤ %d", fg.mostInFlight(), concurrency)
+	if most := fg.mostInFlight(); most > concurrency || most < 2 {
+		t.Errorf("at most %d batches in flight, want 2..%d", most, concurrency)
 	}
 	var want []messages.Message
 	for i := range n {
 		mid := id(i)
 		if fg.deleted[mid] {
+			// Deleted since it was listed: kept, without metadata.
+			want = append(want, messages.Message{ID: mid, ThreadID: "t" + mid})
 			continue
 		}
 		want = append(want, messages.Message{
@@ -188,6 +197,95 @@ func TestList_MetadataFillsHeadersInOrder(t *testing.T) {
 	}
 	if got := fg.getQuery[0]; !reflect.DeepEqual(got, wantGet) {
 		t.Errorf("get query = %v, want %v", got, wantGet)
+	}
+}
+
+func TestList_MetadataBatchSizes(t *testing.T) {
+	tests := []struct {
+		name      string
+		batchSize int // Options.BatchSize
+		n         int
+		want      []int // parts of each batch
+	}{
+		{name: "default 50: 250 in 5", n: 250, want: []int{50, 50, 50, 50, 50}},
+		{name: "default 50: 50 in 1", n: 50, want: []int{50}},
+		{name: "default 50: 51 in 2", n: 51, want: []int{50, 1}},
+		{name: "100: 250 in 3", batchSize: 100, n: 250, want: []int{100, 100, 50}},
+		{name: "over 100 is 100", batchSize: 500, n: 250, want: []int{100, 100, 50}},
+		{name: "1: one a batch", batchSize: 1, n: 3, want: []int{1, 1, 1}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			fg, srv := newFakeGmail(t, tt.n)
+			c := testClient(srv, newSleeper(), func(o *messages.Options) {
+				o.BatchSize = tt.batchSize
+				o.MetadataConcurrency = 1 // batches in order
+			})
+			page, err := c.List(context.Background(), srv.Client(), "u", messages.Query{MaxResults: int64(tt.n), Metadata: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var sizes []int
+			var ids []string
+			for _, b := range fg.batched() {
+				sizes = append(sizes, len(b))
+				ids = append(ids, b...)
+			}
+			if !slices.Equal(sizes, tt.want) || fg.lists.Load() != 1 {
+				t.Errorf("1 list and batches of %v, want %d list and batches of %v", sizes, fg.lists.Load(), tt.want)
+			}
+			for i, m := range page.Messages {
+				if m.ID != id(i) || ids[i] != id(i) || m.Subject != "subject "+id(i) {
+					t.Fatalf("message %d: %+v, batched as %s; want %s with its metadata, once each, in order", i, m, ids[i], id(i))
+				}
+			}
+		})
+	}
+}
+
+// bearer authorizes every request with a fixed token, and replaces it when
+// asked to (messages.TokenRefresher).
+type bearer struct {
+	next      http.RoundTripper
+	mu        sync.Mutex
+	token     string
+	refreshes int
+	fail      error // what RefreshToken returns
+}
+
+func (b *bearer) RoundTrip(r *http.Request) (*http.Response, error) {
+	b.mu.Lock()
+	tok := b.token
+	b.mu.Unlock()
+	r = r.Clone(r.Context())
+	r.Header.Set("Authorization", "Bearer "+tok)
+	return b.next.RoundTrip(r)
+}
+
+func (b *bearer) RefreshToken(context.Context) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.refreshes++
+	b.token += "+"
+	return b.fail
+}
+
+func TestList_MetadataBatchCarriesTheTokenItsPartsNone(t *testing.T) {
+	fg, srv := newFakeGmail(t, 3)
+	hc := &http.Client{Transport: &bearer{next: srv.Client().Transport, token: "tok"}}
+	if _, err := testClient(srv, newSleeper(), nil).List(context.Background(), hc, "u", messages.Query{Metadata: true}); err != nil {
+		t.Fatal(err)
+	}
+	if len(fg.batchAuth) != 1 || fg.batchAuth[0] != "Bearer tok" {
+		t.Errorf("batch requests' Authorization = %q, want one \"Bearer tok\"", fg.batchAuth)
+	}
+	if len(fg.partHeader) != 3 {
+		t.Fatalf("%d parts, want 3", len(fg.partHeader))
+	}
+	for _, h := range fg.partHeader {
+		if h.Get("Authorization") != "" || h.Get("User-Agent") != "" {
+			t.Errorf("a part has its own headers %v; want the batch request's to apply", h)
+		}
 	}
 }
 

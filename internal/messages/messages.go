@@ -3,9 +3,10 @@
 //
 // A Client lists one page, or every page up to a limit (the old guide's
 // loop), optionally adding each message's From, To, Subject, Date and
-// snippet. It retries rate limits and transient failures with exponential
-// backoff within a time budget, and keeps each user's calls within this
-// instance's share of Gmail's per-user quota.
+// snippet, got through Gmail's batch endpoint. It retries rate limits and
+// transient failures with exponential backoff within a time budget, and
+// keeps each user's calls within this instance's share of Gmail's per-user
+// quota.
 package messages
 
 import (
@@ -13,9 +14,11 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"time"
 
 	"google.golang.org/api/gmail/v1"
+	"google.golang.org/api/googleapi"
 	"google.golang.org/api/option"
 )
 
@@ -33,8 +36,9 @@ const (
 	DefaultLimit = 5000
 	// MaxLimit is the largest Query.Limit honoured.
 	MaxLimit = 10000
-	// DefaultMetadataConcurrency is Options.MetadataConcurrency when zero.
-	DefaultMetadataConcurrency = 10
+	// DefaultMetadataConcurrency is Options.MetadataConcurrency when zero:
+	// two batches of DefaultBatchSize, 100 messages.get calls in flight.
+	DefaultMetadataConcurrency = 2
 	// DefaultRetryBase is the first backoff, as Google advises.
 	DefaultRetryBase = time.Second
 	// DefaultRetryBudget is Options.RetryBudget when zero: well under a
@@ -79,7 +83,8 @@ type Query struct {
 	// DefaultLimit. It is clamped to MaxLimit, and to MaxMetadataResults
 	// with Metadata.
 	Limit int
-	// Metadata adds From, To, Subject, Date and the snippet to each message.
+	// Metadata adds From, To, Subject, Date and the snippet to each
+	// message; a message deleted since it was listed comes without them.
 	Metadata bool
 }
 
@@ -109,8 +114,11 @@ type Page struct {
 type Options struct {
 	// Endpoint is the Gmail API base URL. Default DefaultEndpoint.
 	Endpoint string
-	// MetadataConcurrency is how many messages.get calls one List call makes
-	// at once. Default DefaultMetadataConcurrency.
+	// BatchSize is the most messages.get calls sent in one batch request:
+	// 1..MaxBatchSize. Default DefaultBatchSize.
+	BatchSize int
+	// MetadataConcurrency is how many batch requests one List call has in
+	// flight at once. Default DefaultMetadataConcurrency.
 	MetadataConcurrency int
 	// RetryBase is the first backoff; it doubles at each retry.
 	// Default DefaultRetryBase.
@@ -134,6 +142,10 @@ type Options struct {
 // A Client is safe for concurrent use.
 type Client struct {
 	endpoint    string
+	batchURL    string // Gmail's batch endpoint
+	getURL      string // users.messages.get, to which the message id is added
+	getQuery    string // the query of each users.messages.get
+	batchSize   int
 	concurrency int
 	retryBase   time.Duration
 	retryBudget time.Duration
@@ -146,6 +158,7 @@ type Client struct {
 func New(opts Options) *Client {
 	c := &Client{
 		endpoint:    opts.Endpoint,
+		batchSize:   opts.BatchSize,
 		concurrency: opts.MetadataConcurrency,
 		retryBase:   opts.RetryBase,
 		retryBudget: opts.RetryBudget,
@@ -155,6 +168,16 @@ func New(opts Options) *Client {
 	if c.endpoint == "" {
 		c.endpoint = DefaultEndpoint
 	}
+	c.batchURL = googleapi.ResolveRelative(c.endpoint, "batch/gmail/v1")
+	c.getURL = googleapi.ResolveRelative(c.endpoint, "gmail/v1/users/me/messages/")
+	c.getQuery = url.Values{
+		"alt": {"json"}, "prettyPrint": {"false"}, "format": {"metadata"},
+		"metadataHeaders": metadataHeaders, "fields": {getFields},
+	}.Encode()
+	if c.batchSize <= 0 {
+		c.batchSize = DefaultBatchSize
+	}
+	c.batchSize = min(c.batchSize, MaxBatchSize)
 	if c.concurrency <= 0 {
 		c.concurrency = DefaultMetadataConcurrency
 	}
@@ -194,7 +217,7 @@ func (c *Client) List(ctx context.Context, hc *http.Client, user string, q Query
 	if err != nil {
 		return nil, fmt.Errorf("messages: creating the Gmail service: %w", err)
 	}
-	r := &run{c: c, svc: svc, user: user, budget: budget{left: c.retryBudget}}
+	r := &run{c: c, svc: svc, hc: hc, user: user, budget: budget{left: c.retryBudget}}
 	q = normalize(q)
 
 	var page *Page
@@ -212,6 +235,12 @@ func (c *Client) List(ctx context.Context, hc *http.Client, user string, q Query
 		}
 	}
 	return page, nil
+}
+
+// messageURL is the URL of users.messages.get with format=metadata for the
+// message id.
+func (c *Client) messageURL(id string) string {
+	return c.getURL + url.PathEscape(id) + "?" + c.getQuery
 }
 
 // normalize clamps q's sizes defensively; callers validate them.

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -16,6 +17,7 @@ import (
 	"time"
 
 	"github.com/googleapis/gax-go/v2/apierror"
+	"golang.org/x/time/rate"
 	"google.golang.org/api/googleapi"
 )
 
@@ -72,7 +74,7 @@ func (r *run) affordable(ctx context.Context, cost int) error {
 // the budget and ctx allow. method names the call in errors.
 func (r *run) do(ctx context.Context, method string, cost int, call func() error) error {
 	for attempt := 0; ; attempt++ {
-		if err := r.charge(ctx, cost); err != nil {
+		if err := r.charge(ctx, cost, 1); err != nil {
 			return err
 		}
 		err := call()
@@ -97,28 +99,42 @@ func (r *run) do(ctx context.Context, method string, cost int, call func() error
 	}
 }
 
-// charge waits until the user's quota has cost units for this instance.
-func (r *run) charge(ctx context.Context, cost int) error {
+// charge waits until the user's quota has n calls of cost units each for
+// this instance. The calls are reserved one by one, as they would be if
+// made one by one: a batch of n parts costs what n calls cost, and may cost
+// more than the quota holds at once.
+func (r *run) charge(ctx context.Context, cost, n int) error {
 	q := r.c.quota
 	if q == nil {
 		return nil
 	}
 	now := r.c.now()
-	res := q.reserve(r.user, cost, now)
-	if !res.OK() {
-		// cost is more than a whole minute's quota: it never fits.
-		return &RetryError{Status: http.StatusTooManyRequests, RetryAfter: time.Minute, Err: ErrQuotaExceeded}
+	reserved := make([]*rate.Reservation, 0, n)
+	cancel := func(at time.Time) {
+		for _, res := range slices.Backward(reserved) {
+			res.CancelAt(at)
+		}
 	}
-	wait := res.DelayFrom(now)
+	var wait time.Duration
+	for range n {
+		res := q.reserve(r.user, cost, now)
+		if !res.OK() {
+			// cost is more than a whole minute's quota: it never fits.
+			cancel(now)
+			return &RetryError{Status: http.StatusTooManyRequests, RetryAfter: time.Minute, Err: ErrQuotaExceeded}
+		}
+		reserved = append(reserved, res)
+		wait = max(wait, res.DelayFrom(now))
+	}
 	if wait <= 0 {
 		return nil
 	}
 	if !r.budget.take(ctx, wait) {
-		res.CancelAt(now)
+		cancel(now)
 		return &RetryError{Status: http.StatusTooManyRequests, RetryAfter: wait, Err: ErrQuotaExceeded}
 	}
 	if err := r.c.sleep(ctx, wait); err != nil {
-		res.CancelAt(r.c.now())
+		cancel(r.c.now())
 		return fmt.Errorf("messages: waiting for the Gmail quota: %w", err)
 	}
 	return nil

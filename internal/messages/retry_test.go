@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net"
 	"net/http"
+	"reflect"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -28,9 +29,9 @@ func TestList_RetriesThenSucceeds(t *testing.T) {
 		{name: "502", fault: fault{status: 502}},
 		{name: "503", fault: fault{status: 503, reason: "backendError"}},
 		{name: "504", fault: fault{status: 504}},
-		{name: "429 on get", fault: fault{status: 429, reason: "rateLimitExceeded", onGet: true}, metadata: true},
-		{name: "403 userRateLimitExceeded on get", fault: fault{status: 403, reason: "userRateLimitExceeded", onGet: true}, metadata: true},
-		{name: "503 on get", fault: fault{status: 503, reason: "backendError", onGet: true}, metadata: true},
+		{name: "429 on get", fault: fault{status: 429, reason: "rateLimitExceeded", on: onGet}, metadata: true},
+		{name: "403 userRateLimitExceeded on get", fault: fault{status: 403, reason: "userRateLimitExceeded", on: onGet}, metadata: true},
+		{name: "503 on get", fault: fault{status: 503, reason: "backendError", on: onGet}, metadata: true},
 	}
 	const faults = 3
 	for _, tt := range tests {
@@ -50,15 +51,25 @@ func TestList_RetriesThenSucceeds(t *testing.T) {
 			if len(page.Messages) != 5 {
 				t.Errorf("got %d messages, want 5", len(page.Messages))
 			}
-			calls, want := fg.lists.Load(), int64(faults+1)
-			if tt.metadata {
-				calls, want = fg.gets.Load(), int64(faults+5)
+			if !tt.metadata {
+				if calls := fg.lists.Load(); calls != faults+1 {
+					t.Errorf("calls = %d, want %d", calls, faults+1)
+				}
+				if got := len(sl.Waits()); got != faults {
+					t.Errorf("waits = %d, want %d", got, faults)
+				}
+				return
 			}
-			if calls != want {
-				t.Errorf("calls = %d, want %d", calls, want)
+			// The first three parts of the batch fail; they alone go in
+			// a second batch, after one wait.
+			if b, g := fg.batches.Load(), fg.gets.Load(); b != 2 || g != faults+5 {
+				t.Errorf("%d batches of %d gets in all, want 2 of %d", b, g, faults+5)
 			}
-			if got := len(sl.Waits()); got != faults {
-				t.Errorf("waits = %d, want %d", got, faults)
+			if got, want := fg.batched(), [][]string{{id(0), id(1), id(2), id(3), id(4)}, {id(0), id(1), id(2)}}; !reflect.DeepEqual(got, want) {
+				t.Errorf("batches %v, want %v", got, want)
+			}
+			if got := len(sl.Waits()); got != 1 {
+				t.Errorf("waits = %d, want 1", got)
 			}
 		})
 	}

@@ -46,7 +46,9 @@ func TestMain(m *testing.M) {
 const autoApprove = "FAKE_GOOGLE_AUTO_APPROVE=true"
 
 // TestRunner_WithNoSettingsPrintsTheURLToOpen: started with only its ports
-// and data folder (as flags or as variables), the runner says where to go.
+// and data folder (as flags or as variables), the runner says where to go:
+// one line with the home page's URL, which serves the page. After it the
+// log is short text lines, with no line per request.
 func TestRunner_WithNoSettingsPrintsTheURLToOpen(t *testing.T) {
 	for _, tc := range []struct {
 		name  string
@@ -56,14 +58,34 @@ func TestRunner_WithNoSettingsPrintsTheURLToOpen(t *testing.T) {
 		{"Env", true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			r := browsertest.StartRunner(t, browsertest.RunnerConfig{Bin: runnerBin, SettingsInEnv: tc.inEnv})
-			out := r.Output()
-			for _, want := range []string{
-				"Open " + r.URL + "/Authorize in a browser",
-				"Google is the local fake on " + r.FakeURL,
-			} {
-				if !strings.Contains(out, want) {
-					t.Errorf("the output lacks %q; it is:\n%s", want, out)
+			r := browsertest.StartRunner(t, browsertest.RunnerConfig{Bin: runnerBin, SettingsInEnv: tc.inEnv, TextLog: true})
+			// A page load, as the user's browser makes.
+			status, page := get(t, newClient(t), r.URL+"/", "text/html")
+			if status != http.StatusOK || !bytes.Contains(page, []byte("<title>Gmail OAuth functions</title>")) {
+				t.Errorf("GET / = %d, want the home page: %s", status, page)
+			}
+			open := "\nOpen " + r.URL + "/\n"
+			r.AwaitOutput(open)
+			out := r.AwaitOutput(`msg="instance ready"`) // the app is built on the first request
+			if strings.Count(out, "Open ") != 1 {
+				t.Errorf("the output has not exactly one line to open; it is:\n%s", out)
+			}
+			// Besides the banner, only short text log lines, and no access
+			// line, though WaitReady's GET /Authorize and the page load
+			// above were requests.
+			banner := []string{"Serving function: ", "Functions on " + r.URL + ": ", "Google is the local fake on " + r.FakeURL + " ", strings.TrimSpace(open)}
+			if !strings.Contains(out, banner[2]) {
+				t.Errorf("the output does not name the fake Google; it is:\n%s", out)
+			}
+		lines:
+			for l := range strings.SplitSeq(out, "\n") {
+				for _, b := range banner {
+					if l == "" || strings.HasPrefix(l, b) {
+						continue lines
+					}
+				}
+				if !strings.HasPrefix(l, "time=") || strings.Contains(l, "msg=request") {
+					t.Errorf("%q: want only the banner and short text log lines, no access line; the output is:\n%s", l, out)
 				}
 			}
 			for _, f := range []string{"dev_keys.json", "fake_client_secret.json", "fakegoogle.json"} {
@@ -74,6 +96,23 @@ func TestRunner_WithNoSettingsPrintsTheURLToOpen(t *testing.T) {
 					t.Errorf("%s has mode %v, want 0600 (it holds keys)", f, fi.Mode().Perm())
 				}
 			}
+		})
+	}
+}
+
+// TestRunner_LogSettings: LOG_LEVEL=debug shows the access lines in text,
+// and LOG_FORMAT=json gives Cloud Logging's lines, as deployed.
+func TestRunner_LogSettings(t *testing.T) {
+	for _, tc := range []struct {
+		env  string
+		want string
+	}{
+		{"LOG_LEVEL=debug", "level=DEBUG msg=request function=Authorize method=GET status=200"},
+		{"LOG_FORMAT=json", `"severity":"INFO","message":"request","function":"Authorize","method":"GET","status":200`},
+	} {
+		t.Run(tc.env, func(t *testing.T) {
+			r := browsertest.StartRunner(t, browsertest.RunnerConfig{Bin: runnerBin, TextLog: true, Env: []string{tc.env}})
+			r.AwaitOutput(tc.want)
 		})
 	}
 }

@@ -1,15 +1,19 @@
 // Command local runs all the functions on localhost with the Functions
-// Framework. With no settings it needs nothing else: it serves a fake Google
+// Framework, and beside them a home page at / (package homepage) that
+// connects Gmail, lists the inbox and disconnects through the functions'
+// HTTP API. With no settings it needs nothing else: it serves a fake Google
 // (consent page and demo mailbox), keeps tokens in a local file and
 // generates development keys, so the whole flow can be clicked through with
 // no Google account and no network. With real settings (a client secret
 // file or Secret Manager name, and the other variables of the README) it
-// talks to real Google instead.
+// talks to real Google instead. It logs short text lines unless
+// LOG_FORMAT=json.
 //
 //	go run ./functions/cmd/local
 package main
 
 import (
+	"context"
 	"errors"
 	"flag"
 	"fmt"
@@ -25,6 +29,7 @@ import (
 
 	_ "github.com/gmail-oauth-functions/gmail-oauth-functions/functions"
 	"github.com/gmail-oauth-functions/gmail-oauth-functions/internal/fakegoogle"
+	"github.com/gmail-oauth-functions/gmail-oauth-functions/internal/homepage"
 	"github.com/gmail-oauth-functions/gmail-oauth-functions/internal/keyring"
 )
 
@@ -75,16 +80,51 @@ func run(port, fakePort, dataDir string, fake fakegoogle.Options) error {
 	setDefault("LOCAL_STORE_PATH", filepath.Join(dataDir, "tokens.json"))
 	setDefault("OAUTH_REDIRECT_URL", base+"/Callback")
 	setDefault("AUTHORIZE_URL", base+"/Authorize")
+	setDefault("LOG_FORMAT", "text")
+
+	// The home page takes / and what no function matches; the functions'
+	// own paths are more specific, so they are not shadowed.
+	if err := funcframework.RegisterHTTPFunctionContext(context.Background(), homepage.PagePath, homepage.Handler().ServeHTTP); err != nil {
+		return fmt.Errorf("home page: %w", err)
+	}
+	addr := "localhost:" + port
+	ln, err := net.Listen("tcp", addr) // is it free? Say so before starting.
+	if err != nil {
+		return fmt.Errorf("functions: %w", err)
+	}
+	ln.Close() // the Functions Framework listens on it next
+	served := make(chan error, 1)
+	go func() { served <- funcframework.StartHostPort("localhost", port) }()
+	if err := awaitListening(addr, served, 30*time.Second); err != nil {
+		return fmt.Errorf("functions framework: %w", err)
+	}
 
 	fmt.Printf("\nFunctions on %s: /Authorize /Callback /ListMessages /Disconnect\n", base)
 	if !real {
 		fmt.Printf("Google is the local fake on http://localhost:%s (no account, no network needed).\n", fakePort)
 	}
-	fmt.Printf("Open %s/Authorize in a browser to connect the demo mailbox.\n\n", base)
-	if err := funcframework.StartHostPort("localhost", port); err != nil {
-		return fmt.Errorf("functions framework: %w", err)
+	fmt.Printf("\nOpen %s/\n\n", base)
+	return fmt.Errorf("functions framework: %w", <-served)
+}
+
+// awaitListening waits until addr accepts connections, so that the URL to
+// open is printed only once it works, or until serving fails.
+func awaitListening(addr string, served <-chan error, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		select {
+		case err := <-served:
+			return err
+		default:
+		}
+		if c, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
+			c.Close()
+			return nil
+		} else if time.Now().After(deadline) {
+			return fmt.Errorf("%s does not accept connections after %v: %w", addr, timeout, err)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
-	return nil
 }
 
 // startFakeGoogle serves the fake Google, with opts, and points every Google

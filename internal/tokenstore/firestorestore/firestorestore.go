@@ -26,8 +26,22 @@ const DefaultCollection = "gmail_tokens"
 // transaction so that the server favours the retry.
 const txAttempts = 12
 
+// DefaultTimeout is a Store's time budget per call when its Timeout is
+// zero. A healthy Firestore answers a read or a commit in tens of
+// milliseconds; three seconds leave room for the client library's retries
+// of a brief failure (it backs off from 100 ms) and still answer a client
+// long before it gives up.
+const DefaultTimeout = 3 * time.Second
+
 // Store is a token store on Firestore. It is safe for concurrent use.
 type Store struct {
+	// Timeout bounds each call of a method, every Firestore call it makes
+	// included: a transaction's attempts and the wait for the document's
+	// lock, a query's stream, a commit. Past it the method returns an error
+	// wrapping the context's. Zero means DefaultTimeout. Set it before the
+	// first call.
+	Timeout time.Duration
+
 	client     *firestore.Client
 	collection string
 	locks      keyLocks // one Update at a time per document, in this process
@@ -42,6 +56,17 @@ func New(client *firestore.Client, collection string) *Store {
 	return &Store{client: client, collection: collection}
 }
 
+// bound returns ctx cut to the store's time budget. Every method calls it
+// before anything else: the client library retries an unavailable Firestore
+// for as long as the context lives, and a request's context may have no end.
+func (s *Store) bound(ctx context.Context) (context.Context, context.CancelFunc) {
+	d := s.Timeout
+	if d <= 0 {
+		d = DefaultTimeout
+	}
+	return context.WithTimeout(ctx, d)
+}
+
 func (s *Store) doc(sub string) *firestore.DocumentRef {
 	return s.client.Collection(s.collection).Doc(sub)
 }
@@ -49,6 +74,8 @@ func (s *Store) doc(sub string) *firestore.DocumentRef {
 // Get returns the user's record, or tokenstore.ErrNotFound. It makes one
 // BatchGetDocuments call.
 func (s *Store) Get(ctx context.Context, sub string) (*tokenstore.Record, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	snap, err := s.doc(sub).Get(ctx)
 	if status.Code(err) == codes.NotFound {
 		return nil, tokenstore.ErrNotFound
@@ -72,6 +99,8 @@ func (s *Store) FindByEmail(ctx context.Context, email string) ([]*tokenstore.Re
 	if key == "" {
 		return nil, tokenstore.ErrNotFound
 	}
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	snaps, err := s.client.Collection(s.collection).Where("email_key", "==", key).
 		Limit(tokenstore.EmailMatchLimit).Documents(ctx).GetAll()
 	if err != nil {
@@ -97,11 +126,14 @@ func (s *Store) FindByEmail(ctx context.Context, email string) ([]*tokenstore.Re
 // when there is none. An error from fn is returned wrapped.
 //
 // Concurrent Updates of one user's record through the same Store queue for
-// it rather than contend in Firestore.
+// it rather than contend in Firestore; the wait counts against Timeout, as
+// do all the transaction's attempts.
 //
 // Uncontended, it makes BeginTransaction, BatchGetDocuments and Commit calls
 // (Rollback instead of Commit when fn fails).
 func (s *Store) Update(ctx context.Context, sub string, fn func(cur *tokenstore.Record) (*tokenstore.Record, error)) (*tokenstore.Record, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	ref := s.doc(sub)
 	var (
 		out   *tokenstore.Record
@@ -157,6 +189,8 @@ func (s *Store) Update(ctx context.Context, sub string, fn func(cur *tokenstore.
 // changed, or was deleted) it returns tokenstore.ErrConflict and changes
 // nothing. It makes one Commit call.
 func (s *Store) SaveAccess(ctx context.Context, sub string, version time.Time, u tokenstore.AccessUpdate) error {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	updates := []firestore.Update{
 		{Path: "access_token", Value: sealedValue(u.AccessToken)},
 		{Path: "access_token_expiry", Value: timeValue(u.AccessTokenExpiry)},
@@ -183,6 +217,8 @@ func (s *Store) SaveAccess(ctx context.Context, sub string, version time.Time, u
 // Delete removes the user's record. Deleting an absent record is not an
 // error. It makes one Commit call.
 func (s *Store) Delete(ctx context.Context, sub string) error {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	if _, err := s.doc(sub).Delete(ctx); err != nil {
 		return fmt.Errorf("firestore delete %s: %w", sub, err)
 	}

@@ -1,0 +1,196 @@
+package fakegoogle
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"mime/multipart"
+	"net/http"
+	"net/http/httptest"
+	"net/textproto"
+	"strconv"
+	"strings"
+)
+
+// Gmail's batch endpoint (https://developers.google.com/gmail/api/guides/batch).
+const (
+	// MaxBatchParts is the most calls Gmail takes in one batch request.
+	MaxBatchParts = 100
+	// DefaultGmailConcurrentRequests is Options.GmailConcurrentRequests
+	// when zero. Google does not publish the number; this one lets a batch
+	// of the most parts Gmail takes run alone.
+	DefaultGmailConcurrentRequests = 100
+
+	maxBatchRequest = 16 << 20 // bytes of a batch request read
+)
+
+// errTooManyConcurrent is Gmail's answer to a request over the user's
+// concurrent-request limit.
+var errTooManyConcurrent = apiError{
+	Code:    http.StatusTooManyRequests,
+	Message: "Too many concurrent requests for user.",
+	Errors:  []apiErrorItem{{Message: "Too many concurrent requests for user.", Domain: "global", Reason: "rateLimitExceeded"}},
+	Status:  "RESOURCE_EXHAUSTED",
+}
+
+// batchPartKey marks the context of a request served as a part of a batch.
+type batchPartKey struct{}
+
+// inBatch reports whether r is a part of a batch request.
+func inBatch(r *http.Request) bool { return r.Context().Value(batchPartKey{}) != nil }
+
+// batchPart is one request of a batch.
+type batchPart struct {
+	contentID string
+	req       *http.Request
+}
+
+// handleBatch serves Gmail's batch endpoint: a multipart/mixed request of
+// application/http parts, each answered, in order, by a part of a
+// multipart/mixed answer named "response-" + its Content-ID. Each part is
+// served by the handler of its path, as a direct call would be, with the
+// batch request's headers other than Content-* (Authorization included)
+// unless the part has its own. The batch's parts are in flight together:
+// those beyond the user's concurrent-request limit answer 429.
+func (s *Server) handleBatch(w http.ResponseWriter, r *http.Request) {
+	s.count(CountGmailBatch)
+	parts, err := readBatch(http.MaxBytesReader(w, r.Body, maxBatchRequest), r.Header.Get("Content-Type"))
+	s.countN(CountGmailBatchPart, len(parts))
+	switch {
+	case err != nil:
+		writeAPIError(w, invalidArgument("Invalid batch request: "+err.Error()))
+		return
+	case len(parts) == 0:
+		writeAPIError(w, invalidArgument("Batch request has no parts"))
+		return
+	case len(parts) > MaxBatchParts:
+		writeAPIError(w, invalidArgument(fmt.Sprintf("A batch request may contain at most %d calls; this one has %d", MaxBatchParts, len(parts))))
+		return
+	}
+
+	ctx := context.WithValue(r.Context(), batchPartKey{}, true)
+	var buf bytes.Buffer
+	mw := multipart.NewWriter(&buf)
+	var inFlight []*user
+	defer func() {
+		for _, u := range inFlight {
+			s.leaveGmail(u)
+		}
+	}()
+	for _, p := range parts {
+		req := p.req.WithContext(ctx)
+		req.RemoteAddr = r.RemoteAddr
+		for k, v := range r.Header {
+			if _, own := req.Header[k]; !own && !strings.HasPrefix(k, "Content-") {
+				req.Header[k] = v
+			}
+		}
+		rec := httptest.NewRecorder()
+		u, _, _ := s.validAccessToken(bearerToken(req))
+		switch {
+		case !strings.HasPrefix(req.URL.Path, "/gmail/v1/"):
+			writeAPIError(rec, errNotFound) // all the calls of a batch go to one API
+		case u != nil && !s.enterGmail(u):
+			writeAPIError(rec, errTooManyConcurrent)
+		default:
+			if u != nil {
+				inFlight = append(inFlight, u)
+			}
+			s.mux.ServeHTTP(rec, req)
+		}
+		if err := writeBatchAnswer(mw, p.contentID, rec); err != nil {
+			http.Error(w, "fakegoogle: writing the batch answer: "+err.Error(), http.StatusInternalServerError)
+			return
+		}
+	}
+	mw.Close()
+	w.Header().Set("Content-Type", mime.FormatMediaType("multipart/mixed", map[string]string{"boundary": mw.Boundary()}))
+	w.WriteHeader(http.StatusOK)
+	w.Write(buf.Bytes())
+}
+
+// readBatch reads the parts of a batch request. It returns the parts read
+// so far with an error that makes the request invalid.
+func readBatch(body io.Reader, contentType string) ([]batchPart, error) {
+	mediaType, params, err := mime.ParseMediaType(contentType)
+	if err != nil || mediaType != "multipart/mixed" || params["boundary"] == "" {
+		return nil, errors.New("Content-Type must be multipart/mixed with a boundary")
+	}
+	mr := multipart.NewReader(body, params["boundary"])
+	var parts []batchPart
+	for {
+		p, err := mr.NextPart()
+		if errors.Is(err, io.EOF) {
+			return parts, nil
+		}
+		if err != nil {
+			return parts, err
+		}
+		if t, _, err := mime.ParseMediaType(p.Header.Get("Content-Type")); err != nil || t != "application/http" {
+			return parts, fmt.Errorf("part %d: Content-Type must be application/http", len(parts)+1)
+		}
+		req, err := http.ReadRequest(bufio.NewReader(p))
+		if err != nil {
+			return parts, fmt.Errorf("part %d: %v", len(parts)+1, err)
+		}
+		b, err := io.ReadAll(req.Body)
+		if err != nil {
+			return parts, fmt.Errorf("part %d: %v", len(parts)+1, err)
+		}
+		req.Body = io.NopCloser(bytes.NewReader(b))
+		parts = append(parts, batchPart{contentID: p.Header.Get("Content-ID"), req: req})
+	}
+}
+
+// writeBatchAnswer writes rec's answer as a part named after contentID.
+func writeBatchAnswer(mw *multipart.Writer, contentID string, rec *httptest.ResponseRecorder) error {
+	h := textproto.MIMEHeader{}
+	h.Set("Content-Type", "application/http")
+	if contentID != "" {
+		h.Set("Content-ID", responseID(contentID))
+	}
+	pw, err := mw.CreatePart(h)
+	if err != nil {
+		return err
+	}
+	resp := rec.Result()
+	resp.ContentLength = int64(rec.Body.Len())
+	resp.Header.Set("Content-Length", strconv.Itoa(rec.Body.Len()))
+	return resp.Write(pw)
+}
+
+// responseID names the answer to the part whose Content-ID is id, as
+// Gmail does: <x> is answered by <response-x>.
+func responseID(id string) string {
+	if inner, ok := strings.CutPrefix(id, "<"); ok {
+		if inner, ok := strings.CutSuffix(inner, ">"); ok {
+			return "<response-" + inner + ">"
+		}
+	}
+	return "response-" + id
+}
+
+// enterGmail counts one more request of u in flight, unless u already has
+// Options.GmailConcurrentRequests; then it reports false.
+func (s *Server) enterGmail(u *user) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if limit := s.opts.GmailConcurrentRequests; limit > 0 && s.inFlight[u] >= limit {
+		return false
+	}
+	s.inFlight[u]++
+	return true
+}
+
+// leaveGmail counts one request of u fewer in flight.
+func (s *Server) leaveGmail(u *user) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.inFlight[u]--; s.inFlight[u] <= 0 {
+		delete(s.inFlight, u)
+	}
+}
