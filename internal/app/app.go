@@ -29,7 +29,7 @@ import (
 // local runs.
 type TokenStore interface {
 	Get(ctx context.Context, sub string) (*tokenstore.Record, error)
-	FindByEmail(ctx context.Context, email string) (*tokenstore.Record, error)
+	FindByEmail(ctx context.Context, email string) ([]*tokenstore.Record, error)
 	Update(ctx context.Context, sub string, fn func(cur *tokenstore.Record) (*tokenstore.Record, error)) (*tokenstore.Record, error)
 	SaveAccess(ctx context.Context, sub string, version time.Time, u tokenstore.AccessUpdate) error
 	Delete(ctx context.Context, sub string) error
@@ -78,9 +78,9 @@ type App struct {
 }
 
 // rings are the key set's rings, one per purpose, so a cookie cannot be
-// opened as a token or the other way round.
+// opened as a token or the other way round, and no key both seals and tags.
 type rings struct {
-	token, cookie *keyring.Ring
+	token, cookie, email *keyring.Ring
 }
 
 // New builds an App. It does no I/O: secrets are read on first use.
@@ -135,7 +135,7 @@ func parseRings(b []byte) (*rings, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &rings{token: r.Derive("token"), cookie: r.Derive("cookie")}, nil
+	return &rings{token: r.Derive("token"), cookie: r.Derive("cookie"), email: r.Derive("email-binding")}, nil
 }
 
 // parseClient reads client_secret.json and points it at the configured

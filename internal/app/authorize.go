@@ -17,8 +17,9 @@ import (
 // Query: login_hint (optional), return_to (a same-site path), prompt=consent
 // (ask Google for a new refresh token). It keeps state, the PKCE verifier
 // and the OIDC nonce in a short-lived sealed cookie (nothing is stored
-// server-side) and redirects, or answers {"authorization_url": ...} to a
-// client that asks for JSON.
+// server-side), clearing the browser's oldest flow cookies beyond a few,
+// and redirects, or answers {"authorization_url": ...} to a client that
+// asks for JSON.
 func (a *App) Authorize(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		methodNotAllowed(w, "GET")
@@ -44,7 +45,7 @@ func (a *App) Authorize(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	f := flowState{State: random(32), Verifier: oauth2.GenerateVerifier(), Nonce: random(24),
+	f := flowState{State: a.newState(), Verifier: oauth2.GenerateVerifier(), Nonce: random(24),
 		ReturnTo: returnTo, LoginHint: hint, Consent: prompt == "consent"}
 	name := a.flowCookieName(f.State)
 	value, err := cookies.Encode(rs.cookie, name, f, a.now().Add(FlowTTL))
@@ -53,6 +54,7 @@ func (a *App) Authorize(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusInternalServerError, apiError{Code: "internal_error"})
 		return
 	}
+	a.capFlowCookies(w, r, len(name)+len(value))
 	a.setCookie(w, name, value, FlowTTL)
 
 	opts := []oauth2.AuthCodeOption{

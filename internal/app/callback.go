@@ -1,6 +1,7 @@
 package app
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"net/http"
@@ -81,6 +82,7 @@ func (a *App) Callback(w http.ResponseWriter, r *http.Request) {
 	id, err := a.identify(ctx, oc, tok, f.Nonce)
 	if err != nil {
 		a.log.WarnContext(ctx, "callback: no identity", "err", err)
+		a.discardGrant(ctx, tok, "no identity")
 		status, msg := http.StatusBadGateway, "Google did not tell us which account signed in."
 		if errors.Is(err, identity.ErrInvalid) {
 			status, msg = http.StatusBadRequest, "Google's answer did not belong to this sign-in."
@@ -88,11 +90,22 @@ func (a *App) Callback(w http.ResponseWriter, r *http.Request) {
 		fail(w, r, status, apiError{Code: "no_identity", Description: msg, AuthorizationURL: a.authorizeURL(f.LoginHint, f.ReturnTo, false)})
 		return
 	}
+	// An email Google has not verified could be anyone's: it never names
+	// a user here.
+	if !id.EmailVerified {
+		a.log.InfoContext(ctx, "callback: email not verified", "sub", id.Sub)
+		a.discardGrant(ctx, tok, "email not verified")
+		fail(w, r, http.StatusForbidden, apiError{Code: "email_not_verified",
+			Description:      "Google has not verified the email address of this account. Verify it in your Google Account, then connect again.",
+			AuthorizationURL: a.authorizeURL(f.LoginHint, f.ReturnTo, false)})
+		return
+	}
 
 	// 5. With granular consent the user may have unticked Gmail.
 	granted := grantedScopes(tok, oc.Scopes)
 	if !slices.Contains(granted, a.cfg.GmailScope) {
 		a.log.InfoContext(ctx, "callback: Gmail scope not granted", "sub", id.Sub)
+		a.discardGrant(ctx, tok, "Gmail scope not granted")
 		fail(w, r, http.StatusForbidden, apiError{Code: "gmail_not_granted",
 			Description:      "This app needs read access to Gmail. Please sign in again and leave the Gmail box ticked on Google's consent screen.",
 			AuthorizationURL: a.authorizeURL(id.Email, f.ReturnTo, true)})
@@ -123,7 +136,8 @@ func (a *App) Callback(w http.ResponseWriter, r *http.Request) {
 	}
 
 	// 7. The session, then where the user was going.
-	value, err := cookies.Encode(rs.cookie, a.sessionCookieName(), session{Sub: id.Sub, Email: id.Email}, a.now().Add(a.cfg.SessionTTL))
+	now := a.now()
+	value, err := cookies.Encode(rs.cookie, a.sessionCookieName(), session{Sub: id.Sub, Email: id.Email, IssuedAt: now.UnixMicro()}, now.Add(a.cfg.SessionTTL))
 	if err != nil {
 		a.log.ErrorContext(ctx, "seal session cookie", "err", err)
 		writeJSON(w, http.StatusInternalServerError, apiError{Code: "internal_error"})
@@ -146,26 +160,28 @@ func (a *App) Callback(w http.ResponseWriter, r *http.Request) {
 // connected answers a bare Callback (no answer from Google, only the
 // session): the success page for a browser at the end of an authorization,
 // and for a JSON client {"status":"connected","email":...}, so that a page
-// can show who is connected without listing mail. Without a session a JSON
-// client gets 401 authorization_required with the authorization_url.
+// can show who is connected without listing mail. The session must still
+// name a stored record that accepts it, as everywhere else. Without one a
+// JSON client gets 401 authorization_required with the authorization_url.
 func (a *App) connected(w http.ResponseWriter, r *http.Request) {
 	_, rs, ok := a.secretsOrFail(w, r)
 	if !ok {
 		return
 	}
-	s, ok := a.readSession(r, rs)
+	rec, _, ok := a.userRecord(w, r, rs, a.sessionUser)
 	switch {
-	case !ok && wantsJSON(r):
+	case !ok:
+	case rec == nil && wantsJSON(r):
 		writeJSON(w, http.StatusUnauthorized, apiError{Code: "authorization_required", Description: "no session; send the user to authorization_url",
 			AuthorizationURL: a.authorizeURL("", "", false)})
-	case !ok:
+	case rec == nil:
 		fail(w, r, http.StatusBadRequest, apiError{Code: "invalid_request", Description: "Callback expects Google's answer; start at Authorize.",
 			AuthorizationURL: a.authorizeURL("", "", false)})
 	case wantsJSON(r):
-		writeJSON(w, http.StatusOK, map[string]string{"status": "connected", "email": s.Email})
+		writeJSON(w, http.StatusOK, map[string]string{"status": "connected", "email": rec.Email})
 	default:
 		writePage(w, http.StatusOK, page{Title: titles["authorized"],
-			Message: "Gmail is connected for " + s.Email + ".", Link: a.cfg.ListMessagesURL, LinkText: "List your messages"})
+			Message: "Gmail is connected for " + rec.Email + ".", Link: a.cfg.ListMessagesURL, LinkText: "List your messages"})
 	}
 }
 
@@ -223,18 +239,23 @@ func grantedScopes(tok *oauth2.Token, requested []string) []string {
 
 // keepGrant stores the grant in one transaction. The merge rules
 // (tokenstore.Grant.Apply) never replace a refresh token with an empty or
-// older one; tokens sealed under a retired key are sealed again.
+// older one; a kept refresh token sealed under a retired key, or the old
+// way, is sealed again.
 func (a *App) keepGrant(ctx context.Context, rs *rings, id identity.Identity, scopes []string, tok *oauth2.Token, issued time.Time) (*tokenstore.Record, error) {
-	aad := []byte(id.Sub)
-	g := tokenstore.Grant{Sub: id.Sub, Email: id.Email, Scopes: scopes, IssuedAt: issued,
-		AccessToken: rs.token.Seal([]byte(tok.AccessToken), aad), AccessTokenExpiry: tok.Expiry}
+	g := tokenstore.Grant{Sub: id.Sub, Email: id.Email, EmailBinding: a.bindEmail(rs, id.Sub, id.Email), Scopes: scopes, IssuedAt: issued,
+		AccessToken: a.sealToken(rs, id.Sub, accessTokenField, tok.AccessToken), AccessTokenExpiry: tok.Expiry}
 	if tok.RefreshToken != "" {
-		g.RefreshToken = rs.token.Seal([]byte(tok.RefreshToken), aad)
+		g.RefreshToken = a.sealToken(rs, id.Sub, refreshTokenField, tok.RefreshToken)
 	}
 	return a.store.Update(ctx, id.Sub, func(cur *tokenstore.Record) (*tokenstore.Record, error) {
 		now := a.now()
+		var (
+			kept  string // the stored refresh token, when it opens
+			stale bool
+		)
 		if cur.Usable() {
-			if _, err := rs.token.Open(cur.RefreshToken, aad); err != nil {
+			var err error
+			if kept, stale, err = a.openToken(rs, cur.Sub, refreshTokenField, cur.RefreshToken); err != nil {
 				// Sealed under a key no longer in the key set: as good as
 				// no refresh token. Recorded as dead unless this grant
 				// brings a new one, so the user is asked for consent.
@@ -247,16 +268,38 @@ func (a *App) keepGrant(ctx context.Context, rs *rings, id identity.Identity, sc
 			}
 		}
 		next := g.Apply(cur, now)
-		if next == nil || !rs.token.NeedsReseal(next.RefreshToken) {
-			return next, nil
+		if next != nil && stale && bytes.Equal(next.RefreshToken.Ciphertext, cur.RefreshToken.Ciphertext) {
+			next.RefreshToken = a.sealToken(rs, cur.Sub, refreshTokenField, kept)
 		}
-		plain, err := rs.token.Open(next.RefreshToken, aad)
-		if err != nil {
-			return nil, err
-		}
-		next.RefreshToken = rs.token.Seal(plain, aad)
 		return next, nil
 	})
+}
+
+// discardTimeout bounds the revocation of a grant Callback does not keep.
+const discardTimeout = 3 * time.Second
+
+// discardGrant revokes at Google what a code exchange issued and Callback
+// does not keep, so that Google holds no grant this app has not stored:
+// left alive, it would make Google send no refresh token on the user's next
+// consent, and the user would see the consent page twice. Revoking either
+// token ends the whole grant; the refresh token is the one to end when it
+// came. Best effort, within discardTimeout even if the browser went away;
+// the token is never logged.
+func (a *App) discardGrant(ctx context.Context, tok *oauth2.Token, reason string) {
+	token, kind := tok.RefreshToken, refreshTokenField
+	if token == "" {
+		token, kind = tok.AccessToken, accessTokenField
+	}
+	if token == "" {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), discardTimeout)
+	defer cancel()
+	if err := a.revoke(ctx, token); err != nil {
+		a.log.WarnContext(ctx, "callback: revoking a grant we do not keep failed", "reason", reason, "revoked", kind, "err", err)
+		return
+	}
+	a.log.InfoContext(ctx, "callback: revoked a grant we do not keep", "reason", reason, "revoked", kind)
 }
 
 func (a *App) clearFlow(w http.ResponseWriter, state string) {

@@ -15,7 +15,9 @@ const demo = fakegoogle.DemoEmail
 
 func TestCallback_FullFlow_StoresRefreshTokenAndSetsSession(t *testing.T) {
 	h := newHarness(t)
-	resp := h.get(h.consent(h.authorize(""), demo, true, true))
+	redirect := h.consent(h.authorize(""), demo, true, true)
+	flow := flowOf(h, redirect)
+	resp := h.get(redirect)
 	wantStatus(t, resp, http.StatusFound)
 	if b := wantStatus(t, h.get("/Callback", "Accept", htmlAccept), http.StatusOK); !strings.Contains(b, "Gmail connected") {
 		t.Fatalf("success page: %s", b)
@@ -29,9 +31,9 @@ func TestCallback_FullFlow_StoresRefreshTokenAndSetsSession(t *testing.T) {
 		if c.Name == "__Host-gmail_session" {
 			session = c
 		}
-		if strings.HasPrefix(c.Name, "__Host-oauth_flow_") && c.MaxAge >= 0 {
-			t.Fatalf("flow cookie not cleared: %+v", c)
-		}
+	}
+	if !flowCleared(resp, flow) {
+		t.Fatalf("the flow cookie %s was not cleared: %v", flow, resp.Header["Set-Cookie"])
 	}
 	if session == nil || !session.HttpOnly || !session.Secure || session.SameSite != http.SameSiteLaxMode || session.Path != "/" {
 		t.Fatalf("session cookie %+v", session)
@@ -74,8 +76,12 @@ func TestCallback_StateRefused_400NothingStored(t *testing.T) {
 	}{
 		{"flow cookie missing", func(h *harness, r string) string { clear(h.jar); return r }},
 		{"flow cookie tampered", func(h *harness, r string) string {
-			for k, v := range h.jar {
-				h.jar[k] = v[:len(v)-2] + "AA"
+			for k, v := range h.jar { // a middle character: all its 6 bits count
+				i, c := len(v)/2, byte('A')
+				if v[i] == c {
+					c = 'B'
+				}
+				h.jar[k] = v[:i] + string(c) + v[i+1:]
 			}
 			return r
 		}},
@@ -84,7 +90,7 @@ func TestCallback_StateRefused_400NothingStored(t *testing.T) {
 			u, _ := url.Parse(r)
 			q := u.Query()
 			s := q.Get("state")
-			q.Set("state", s[:20]+strings.Repeat("x", len(s)-20)) // same cookie name, other state
+			q.Set("state", s[:flowNameLen]+strings.Repeat("x", len(s)-flowNameLen)) // same cookie name, other state
 			u.RawQuery = q.Encode()
 			return u.String()
 		}},
@@ -345,5 +351,88 @@ func TestCallback_BareWithJSON_SaysWhoIsConnected(t *testing.T) {
 	resp = h.get("/Callback", "Accept", jsonAccept)
 	if got := decode[map[string]any](t, resp); resp.StatusCode != http.StatusOK || len(got) != 2 || got["status"] != "connected" || got["email"] != demo {
 		t.Fatalf("with a session: %d %v, want 200 {status: connected, email: %s}", resp.StatusCode, got, demo)
+	}
+}
+
+// flowOf is the name of the flow cookie of Google's redirect back, which
+// the jar holds.
+func flowOf(h *harness, redirect string) string {
+	h.t.Helper()
+	u, err := url.Parse(redirect)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	name := h.app.flowCookieName(u.Query().Get("state"))
+	if h.jar[name] == "" {
+		h.t.Fatalf("the jar has no flow cookie %s", name)
+	}
+	return name
+}
+
+// flowCleared reports whether resp deletes the flow cookie name in a way a
+// browser honours for a __Host- cookie (Secure, Path=/).
+func flowCleared(resp *http.Response, name string) bool {
+	for _, c := range resp.Cookies() {
+		if c.Name == name && c.MaxAge < 0 && c.Value == "" && c.Secure && c.Path == "/" && c.HttpOnly {
+			return true
+		}
+	}
+	return false
+}
+
+// TestCallback_ClearsFlowCookieWhateverTheOutcome: the flow cookie is good
+// for one Callback: every answer deletes it, so that it cannot be replayed.
+func TestCallback_ClearsFlowCookieWhateverTheOutcome(t *testing.T) {
+	tests := []struct {
+		name    string
+		prepare func(h *harness)
+		gmail   bool
+		tamper  func(redirect string) string
+		status  int
+	}{
+		{"success", nil, true, nil, http.StatusOK},
+		{"Google's error (access denied)", nil, true, func(r string) string {
+			u, _ := url.Parse(r)
+			return base + "/Callback?" + url.Values{"error": {"access_denied"}, "state": {u.Query().Get("state")}}.Encode()
+		}, http.StatusForbidden},
+		{"state does not match the cookie", nil, true, func(r string) string {
+			u, _ := url.Parse(r)
+			q := u.Query()
+			s := q.Get("state")
+			q.Set("state", s[:flowNameLen]+strings.Repeat("x", len(s)-flowNameLen))
+			u.RawQuery = q.Encode()
+			return u.String()
+		}, http.StatusBadRequest},
+		{"no code", nil, true, func(r string) string {
+			u, _ := url.Parse(r)
+			return base + "/Callback?" + url.Values{"state": {u.Query().Get("state")}}.Encode()
+		}, http.StatusBadRequest},
+		{"code expired", func(h *harness) { h.clock.Advance(fakegoogle.DefaultCodeTTL + time.Second) }, true, nil, http.StatusBadRequest},
+		{"Gmail unticked", nil, false, nil, http.StatusForbidden},
+		{"email not verified", func(h *harness) { h.claimEmail(demo, false) }, true, nil, http.StatusForbidden},
+		{"no refresh token: back to consent", func(h *harness) { h.rewriteToken(func(m map[string]any) { delete(m, "refresh_token") }) }, true, nil, http.StatusUnauthorized},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := newHarness(t)
+			redirect := h.consent(h.authorize(""), demo, true, tt.gmail)
+			flow := flowOf(h, redirect)
+			if tt.prepare != nil {
+				tt.prepare(h)
+			}
+			if tt.tamper != nil {
+				redirect = tt.tamper(redirect)
+			}
+			resp := h.get(redirect, "Accept", jsonAccept)
+			if resp.StatusCode != tt.status {
+				t.Fatalf("status %d, want %d: %s", resp.StatusCode, tt.status, body(resp))
+			}
+			if !flowCleared(resp, flow) {
+				t.Fatalf("the flow cookie %s was not cleared: %v", flow, resp.Header["Set-Cookie"])
+			}
+			if _, ok := h.jar[flow]; ok {
+				t.Fatal("the flow cookie is still in the jar")
+			}
+		})
 	}
 }

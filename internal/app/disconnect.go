@@ -41,8 +41,8 @@ func (a *App) Disconnect(w http.ResponseWriter, r *http.Request) {
 	}
 	revokeErr := errors.New("no refresh token to revoke")
 	if !rec.RefreshToken.IsZero() {
-		if rt, err := rs.token.Open(rec.RefreshToken, []byte(rec.Sub)); err == nil {
-			revokeErr = a.revoke(r.Context(), string(rt))
+		if rt, _, err := a.openToken(rs, rec.Sub, refreshTokenField, rec.RefreshToken); err == nil {
+			revokeErr = a.revoke(r.Context(), rt)
 		} else {
 			revokeErr = fmt.Errorf("open refresh token: %w", err)
 		}
@@ -88,11 +88,14 @@ func (a *App) revoke(ctx context.Context, token string) error {
 	}
 }
 
-// whoForDisconnect names the user: by the session cookie, or, in IAM mode
-// when the request carries a bearer token, by an allowed caller's user=.
-func (a *App) whoForDisconnect(r *http.Request, rs *rings) (sub, email string, err error) {
-	if a.cfg.ListAuthMode == config.AuthIAM && r.Header.Get("Authorization") != "" {
-		return a.whoFor(r, rs)
+// whoForDisconnect names the user. In session mode the session cookie
+// does. In IAM mode servers call Disconnect, as they call ListMessages
+// (both are deployed private): an allowed caller's ID token and user= name
+// the user, and a browser session counts for nothing, so that removing a
+// caller's invoker binding and allow-list entry cuts it off everywhere.
+func (a *App) whoForDisconnect(r *http.Request, rs *rings) (named, error) {
+	if a.cfg.ListAuthMode == config.AuthIAM {
+		return a.callerUser(r)
 	}
 	return a.sessionUser(r, rs)
 }

@@ -297,3 +297,28 @@ func TestDisconnect_IAM(t *testing.T) {
 		})
 	}
 }
+
+// TestDisconnect_IAM_SessionAloneRefused: in IAM mode servers call
+// Disconnect, as they call ListMessages. A browser's session, with or
+// without user=, disconnects nobody: the only way in is an allowed
+// caller's ID token, which removing the caller's access ends.
+func TestDisconnect_IAM_SessionAloneRefused(t *testing.T) {
+	v, _ := newIDTokenValidator(t)
+	h := newHarness(t, iamMode(v))
+	wantStatus(t, h.login(demo), http.StatusOK)
+	if h.jar[secSessionCookie] == "" {
+		t.Fatal("no session cookie to try")
+	}
+	h.fake.ResetCounts()
+	for _, q := range []string{"", "?user=" + h.fake.UserSub(demo), "?user=" + url.QueryEscape(demo)} {
+		for _, hdr := range [][]string{nil, {"Sec-Fetch-Site", "same-origin", "Origin", base}} {
+			resp := h.post("/Disconnect"+q, hdr...)
+			if e := decode[apiError](t, resp); resp.StatusCode != http.StatusUnauthorized || e.Code != "unauthenticated" {
+				t.Fatalf("Disconnect%s with the session alone: %d %+v, want 401 unauthenticated", q, resp.StatusCode, e)
+			}
+		}
+	}
+	if h.record(demo) == nil || googleCalls(h) != 0 || h.jar[secSessionCookie] == "" {
+		t.Fatal("a session disconnected the user in IAM mode")
+	}
+}

@@ -1,16 +1,21 @@
 package app
 
 import (
+	"cmp"
 	"crypto/rand"
 	"crypto/subtle"
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/gmail-oauth-functions/gmail-oauth-functions/internal/cookies"
+	"github.com/gmail-oauth-functions/gmail-oauth-functions/internal/tokenstore"
 )
 
 // FlowTTL is how long an authorization may take from Authorize to Callback.
@@ -30,6 +35,18 @@ type flowState struct {
 type session struct {
 	Sub   string `json:"sub"`
 	Email string `json:"email,omitempty"`
+	// IssuedAt is when Callback issued the session, in Unix microseconds.
+	// Sessions issued before it existed have none (0).
+	IssuedAt int64 `json:"iat,omitempty"`
+}
+
+// validFor reports whether the session may name rec's user: it was issued
+// no earlier than the record's SessionsValidAfter. A session without an
+// issue time counts as issued at the Unix epoch: it still names a record
+// stored before SessionsValidAfter existed (zero), as it did before, and
+// never a record created since, for instance after a Disconnect.
+func (s session) validFor(rec *tokenstore.Record) bool {
+	return !time.UnixMicro(s.IssuedAt).Before(rec.SessionsValidAfter.Truncate(time.Microsecond))
 }
 
 // random returns n random bytes in URL-safe base64.
@@ -50,13 +67,77 @@ func (a *App) cookieName(base string) string {
 	return base
 }
 
-// flowCookieName includes a prefix of the state, so that two tabs can run
-// two authorizations at once without one overwriting the other's cookie.
+// newState returns a fresh state: when it was issued, in Unix milliseconds
+// as stateTimeLen hex digits (so that flow cookies, named after their
+// state, tell their age), then 256 random bits.
+func (a *App) newState() string {
+	return fmt.Sprintf("%0*x", stateTimeLen, a.now().UnixMilli()) + random(32)
+}
+
+// stateTimeLen is the length of a state's issue time: 11 hex digits of Unix
+// milliseconds last until the year 2527.
+const stateTimeLen = 11
+
+// flowNameLen is how much of the state names its flow cookie: the issue
+// time and 72 random bits, so that two tabs can run two authorizations at
+// once without one overwriting the other's cookie.
+const flowNameLen = stateTimeLen + 12
+
+// flowCookiePrefix is the start of every flow cookie's name.
+func (a *App) flowCookiePrefix() string { return a.cookieName("oauth_flow_") }
+
 func (a *App) flowCookieName(state string) string {
-	if len(state) > 12 {
-		state = state[:12]
+	if len(state) > flowNameLen {
+		state = state[:flowNameLen]
 	}
-	return a.cookieName("oauth_flow_" + state)
+	return a.flowCookiePrefix() + state
+}
+
+// Flow cookies per browser are bounded: each Authorize sets one that lives
+// FlowTTL, and a browser that keeps opening Authorize (reloads, tabs, page
+// navigations that ListMessages redirects there) would pile them up until
+// its Cookie header is refused (431). Authorize keeps at most
+// maxFlowCookies, the newest, within flowCookiesBudget bytes.
+const (
+	maxFlowCookies    = 4
+	flowCookiesBudget = 6 << 10
+)
+
+// capFlowCookies clears the browser's oldest flow cookies, so that with the
+// one about to be set (newSize bytes, name and value) it keeps at most
+// maxFlowCookies within flowCookiesBudget. The newest are kept: a cookie's
+// age is in its name; one whose name tells none (from before names did)
+// counts as the oldest.
+func (a *App) capFlowCookies(w http.ResponseWriter, r *http.Request, newSize int) {
+	prefix := a.flowCookiePrefix()
+	type flowCookie struct {
+		name   string
+		issued int64
+		size   int
+	}
+	var flows []flowCookie
+	for _, c := range r.Cookies() {
+		if rest, ok := strings.CutPrefix(c.Name, prefix); ok {
+			issued := int64(-1)
+			if len(rest) >= stateTimeLen {
+				if t, err := strconv.ParseInt(rest[:stateTimeLen], 16, 64); err == nil {
+					issued = t
+				}
+			}
+			flows = append(flows, flowCookie{c.Name, issued, len(c.Name) + len(c.Value)})
+		}
+	}
+	slices.SortFunc(flows, func(x, y flowCookie) int { // newest first
+		return cmp.Or(cmp.Compare(y.issued, x.issued), strings.Compare(y.name, x.name))
+	})
+	kept, size := 1, newSize
+	for _, f := range flows {
+		if kept < maxFlowCookies && size+f.size <= flowCookiesBudget {
+			kept, size = kept+1, size+f.size
+			continue
+		}
+		a.setCookie(w, f.name, "", 0)
+	}
 }
 
 func (a *App) sessionCookieName() string { return a.cookieName("gmail_session") }

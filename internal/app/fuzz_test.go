@@ -31,7 +31,7 @@ var (
 // key: fuzzFlowWas for the flow cookie of fuzzState, valid until
 // fuzzNow+FlowTTL, and fuzzSessionWas, valid until fuzzNow+24h.
 const (
-	fuzzFlowCookie    = "AmYxTmVoSyVD9OW8R-AKUa-5XEF154qu54HdS6mpUb6WSATI9_jmnX_G3OHqyypBbLwfOGxK4qoVrDwTrAqXEBRXOUY2BLXGYwzo0C_ZXfSkIoDNzlnS5yaiTg_ShlU4Hr_hq1qm2bb--InPLKT41b1QBbYNBh8gcb7HXNm1iBInlvLo1wg5dodvTAjFqOnvORbdS9X2oAlFU5vwUbekzIIP-hOKzUYvFkYMO57TKlHj0fmWbAYApwVlOcM0VLhgkjg_uuVckzIA2mebrvQuOx3f2GFpXz1jvqCzp9_8zGVvByQ"
+	fuzzFlowCookie    = "AmYx8OueDzbLAXULEp5DKZ9EWvN9ddscM3M6ZWLkeB_IpyUBY4eifBD-PavAi__Kq9xLZQCRNItaHJLSirARisfJXPAvTxWqReuVeNT_WXsu93FkSvIrZT9deYmQLoT8X76gQEXkbW9WNbNQ23xXjYNbT19vU-Kcb9kopopRsShlvHny38lkNtCZynK_AAWYrd1mgUPO9Kff1KnMv9U8Tvg1KPZ6GOw6cqU6qDbnRqHRI4zh7UyVl8sKt9npLHHvZ9ACZfjlXyy3vDsFpGnk6adm4DfUUES9N1Inj1kZNDzxQSo"
 	fuzzSessionCookie = "AmYx25E_EYj_6VZU7cqT2idJCTPcSUTiZ7lUFoHS5FstkMZGWQjdlYbXcqnR-mPHO8y2gDUtXGtfJ_8qYPAwTD50NdX-0QRJq50pnjLSkw5KXmAkR9uURQdycFLY8UvgOWrr1Rnq5xD1N_WpDm0"
 )
 
@@ -67,7 +67,7 @@ func FuzzFlowCookie(f *testing.F) {
 		f.Fatalf("the seed no longer opens: %+v, %v", got, err)
 	}
 	f.Add(fuzzFlowCookie, fuzzState)
-	f.Add(fuzzFlowCookie, fuzzState[:12]+"x")                    // same cookie name, other state
+	f.Add(fuzzFlowCookie, fuzzState[:flowNameLen]+"x")           // same cookie name, other state
 	f.Add(fuzzFlowCookie, fuzzState+"x")                         // a longer state
 	f.Add(fuzzFlowCookie[:len(fuzzFlowCookie)-1]+"A", fuzzState) // tag changed
 	f.Add(`"`+fuzzFlowCookie+`"`, fuzzState)                     // quoted

@@ -206,7 +206,7 @@ func keyMaterial(t testing.TB, keySet []byte) []secret {
 	for id, b64 := range ks.Keys {
 		raw, _ := base64.StdEncoding.DecodeString(b64)
 		keys := map[string][]byte{"key " + id: raw}
-		for _, purpose := range []string{"token", "cookie"} {
+		for _, purpose := range []string{"token", "cookie", "email-binding"} {
 			d, err := hkdf.Key(sha256.New, raw, nil, "gmail-oauth-functions/"+purpose, 32)
 			if err != nil {
 				t.Fatal(err)
@@ -232,7 +232,7 @@ func keyMaterial(t testing.TB, keySet []byte) []secret {
 func TestNothingLeaks(t *testing.T) {
 	l := newLeakRecorder(t)
 	h := l.h
-	const other = "second@example.com"
+	const other, third = "second@example.com", "third@example.com"
 
 	// Logins: a page, JSON, a second user, a reused code, a bad state.
 	wantStatus(t, l.login("login", demo, "Accept", htmlAccept), http.StatusFound)
@@ -289,6 +289,11 @@ func TestNothingLeaks(t *testing.T) {
 	l.get("invalid_grant", "/ListMessages", "Accept", jsonAccept)
 	l.get("invalid_grant, page", "/ListMessages", "Accept", htmlAccept)
 
+	// A grant Callback does not keep (Gmail unticked) is revoked at Google.
+	h.jar = map[string]string{}
+	red = h.consent(l.authorize("Gmail unticked: Authorize", ""), demo, true, false)
+	wantStatus(t, l.get("Gmail unticked: Callback", red, "Accept", htmlAccept), http.StatusForbidden)
+
 	// Consent again, then disconnect: revoked at Google, then a failed revocation.
 	h.jar = map[string]string{}
 	wantStatus(t, l.login("consent again", demo, "Accept", jsonAccept), http.StatusOK)
@@ -304,10 +309,12 @@ func TestNothingLeaks(t *testing.T) {
 		return l.intercept(w, r)
 	})
 	wantStatus(t, l.do("Disconnect, revocation fails", http.MethodPost, "/Disconnect"), http.StatusOK)
+	red = h.consent(l.authorize("Gmail unticked, revocation fails: Authorize", "login_hint="+third), third, true, false)
+	wantStatus(t, l.get("Gmail unticked, revocation fails: Callback", red, "Accept", jsonAccept), http.StatusForbidden)
 
 	// Every secret of the run.
 	var secrets []secret
-	for _, email := range []string{demo, other} {
+	for _, email := range []string{demo, other, third} {
 		for _, v := range h.fake.AccessTokens(email) {
 			secrets = append(secrets, secret{"access token of " + email, v})
 		}

@@ -73,6 +73,7 @@ var titles = map[string]string{
 	"invalid_request":          "Bad request",
 	"gmail_not_granted":        "Gmail access was not granted",
 	"no_identity":              "Google did not say who you are",
+	"email_not_verified":       "Your email address is not verified",
 	"no_refresh_token":         "Google did not grant offline access",
 	"authorization_error":      "Google refused the authorization",
 	"upstream_unavailable":     "Google is not answering",

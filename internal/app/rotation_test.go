@@ -48,7 +48,7 @@ func TestKeyRotation_OldRecordsDecryptAndAreResealedOnNextWrite(t *testing.T) {
 		t.Fatalf("after the write sealed under %q/%q, want k2", r.RefreshToken.KeyID, r.AccessToken.KeyID)
 	}
 	ring, _ := keyring.Parse(keySet("k2", "k2")) // k1 retired
-	rt, err := ring.Derive("token").Open(r.RefreshToken, []byte(r.Sub))
+	rt, err := ring.Derive("token").Open(r.RefreshToken, h.app.tokenAAD(r.Sub, refreshTokenField))
 	if err != nil || string(rt) != h.fake.RefreshTokens(demo)[0] {
 		t.Fatalf("the resealed refresh token does not open under k2 alone: %v", err)
 	}

@@ -49,9 +49,20 @@ func TestRoundTrips(t *testing.T) {
 			setup: func(h *harness) {
 				h.pending = h.consent(h.authorize(""), demo, true, true)
 			},
-			run:       func(h *harness) { wantStatus(h.t, h.callback(h.pending), http.StatusOK) },
-			google:    map[string]int{fakegoogle.CountTokenCode: 1},
-			wantStore: localstore.Ops{Transactions: 1, Writes: 1},
+			run:    func(h *harness) { wantStatus(h.t, h.callback(h.pending), http.StatusOK) },
+			google: map[string]int{fakegoogle.CountTokenCode: 1},
+			// The read: the success page it redirects to checks that the
+			// new session names a record that accepts it.
+			wantStore: localstore.Ops{Transactions: 1, Writes: 1, Reads: 1},
+		},
+		{
+			name: "Callback, Gmail unticked: the grant is revoked, nothing stored",
+			setup: func(h *harness) {
+				h.pending = h.consent(h.authorize(""), demo, true, false)
+			},
+			run:       func(h *harness) { wantStatus(h.t, h.callback(h.pending), http.StatusForbidden) },
+			google:    map[string]int{fakegoogle.CountTokenCode: 1, fakegoogle.CountRevoke: 1},
+			wantStore: localstore.Ops{},
 		},
 		{
 			name:      "ListMessages, one page, access token valid",

@@ -149,11 +149,11 @@ func (u *userTokens) stored(rec *tokenstore.Record, stale string) (string, bool)
 	if rec.AccessToken.IsZero() || !u.a.now().Add(ExpiryMargin).Before(rec.AccessTokenExpiry) {
 		return "", false
 	}
-	b, err := u.rs.token.Open(rec.AccessToken, []byte(rec.Sub))
-	if err != nil || string(b) == stale {
+	at, _, err := u.a.openToken(u.rs, rec.Sub, accessTokenField, rec.AccessToken)
+	if err != nil || at == stale {
 		return "", false
 	}
-	return string(b), true
+	return at, true
 }
 
 // refresh gets a new access token. stale is the token Gmail just refused,
@@ -202,7 +202,7 @@ func (a *App) refreshBudget() time.Duration {
 // holds rec's lease.
 func (u *userTokens) refreshWith(ctx context.Context, rec *tokenstore.Record, leased bool) (string, error) {
 	a, sub := u.a, rec.Sub
-	rt, err := u.rs.token.Open(rec.RefreshToken, []byte(sub))
+	rt, _, err := a.openToken(u.rs, sub, refreshTokenField, rec.RefreshToken)
 	if err != nil {
 		// Sealed under a key no longer in the key set: unusable for good.
 		a.log.WarnContext(ctx, "stored refresh token does not open; marking it dead", "sub", sub, "err", err)
@@ -212,7 +212,7 @@ func (u *userTokens) refreshWith(ctx context.Context, rec *tokenstore.Record, le
 	// Google answers within the lease, with time left for the write-back.
 	callCtx, cancel := context.WithTimeout(ctx, a.lease*4/5)
 	defer cancel()
-	tok, err := u.oc.TokenSource(a.oauthContext(callCtx), &oauth2.Token{RefreshToken: string(rt)}).Token()
+	tok, err := u.oc.TokenSource(a.oauthContext(callCtx), &oauth2.Token{RefreshToken: rt}).Token()
 	if err != nil {
 		re, answered := errors.AsType[*oauth2.RetrieveError](err)
 		if answered && re.ErrorCode == "invalid_grant" {
@@ -239,7 +239,7 @@ func (u *userTokens) refreshWith(ctx context.Context, rec *tokenstore.Record, le
 	now := a.now()
 	tok.Expiry = a.expiry(tok)
 	a.recent.put(sub, tok, now)
-	a.saveAccess(ctx, u.rs, rec, tok, string(rt), now)
+	a.saveAccess(ctx, u.rs, rec, tok, rt, now)
 	return tok.AccessToken, nil
 }
 
@@ -247,21 +247,24 @@ func (u *userTokens) refreshWith(ctx context.Context, rec *tokenstore.Record, le
 // conditional write on rec's version, which also ends the refresh lease, so
 // other instances reuse it. The refresh token goes with it when the token
 // endpoint rotated it (RFC 6749 section 6: the one used may be dead
-// already), or sealed again when it was sealed under a retired key. A
-// conflict means the record changed meanwhile (a new grant, a disconnect, a
-// lease taken over): the write is then dropped, which is safe, except that
-// a rotated refresh token is still kept if the record holds the one used.
+// already), or sealed again when it was sealed under a retired key or the
+// old way; likewise an email binding made under a retired key. A conflict
+// means the record changed meanwhile (a new grant, a disconnect, a lease
+// taken over): the write is then dropped, which is safe, except that a
+// rotated refresh token is still kept if the record holds the one used.
 func (a *App) saveAccess(ctx context.Context, rs *rings, rec *tokenstore.Record, tok *oauth2.Token, used string, now time.Time) {
-	aad := []byte(rec.Sub)
-	upd := tokenstore.AccessUpdate{AccessToken: rs.token.Seal([]byte(tok.AccessToken), aad), AccessTokenExpiry: tok.Expiry, RefreshedAt: now}
+	upd := tokenstore.AccessUpdate{AccessToken: a.sealToken(rs, rec.Sub, accessTokenField, tok.AccessToken), AccessTokenExpiry: tok.Expiry, RefreshedAt: now}
 	rotated := tok.RefreshToken != "" && tok.RefreshToken != used
-	switch {
-	case rotated:
-		sealed := rs.token.Seal([]byte(tok.RefreshToken), aad)
+	if rotated {
+		sealed := a.sealToken(rs, rec.Sub, refreshTokenField, tok.RefreshToken)
 		upd.RefreshToken, upd.RefreshTokenIssuedAt = &sealed, now
-	case rs.token.NeedsReseal(rec.RefreshToken):
-		resealed := rs.token.Seal([]byte(used), aad)
+	} else if _, stale, err := a.openToken(rs, rec.Sub, refreshTokenField, rec.RefreshToken); err == nil && stale {
+		resealed := a.sealToken(rs, rec.Sub, refreshTokenField, used)
 		upd.RefreshToken = &resealed
+	}
+	if rec.EmailBinding.KeyID != rs.email.Primary() && a.checkEmailBinding(rs, rec) == nil {
+		rebound := a.bindEmail(rs, rec.Sub, rec.Email)
+		upd.EmailBinding = &rebound
 	}
 	err := a.store.SaveAccess(ctx, rec.Sub, rec.Version, upd)
 	if errors.Is(err, tokenstore.ErrConflict) && rotated {

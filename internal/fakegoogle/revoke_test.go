@@ -3,6 +3,7 @@ package fakegoogle
 import (
 	"net/http"
 	"net/url"
+	"strings"
 	"testing"
 
 	"golang.org/x/oauth2"
@@ -122,5 +123,36 @@ func TestUserSubIsStableAndGoogleShaped(t *testing.T) {
 	}
 	if a.UserSub("other@example.com") == sub {
 		t.Fatalf("two users share a sub")
+	}
+}
+
+// TestRefusedGrantRevoked_NextConsentIssuesARefreshToken is what the
+// functions rely on when Callback refuses a grant: a consent with Gmail
+// unticked still creates a grant (with a refresh token, for the scopes
+// left), so the next consent without prompt=consent brings no refresh
+// token, as at Google; once either token of that grant is revoked, it does.
+func TestRefusedGrantRevoked_NextConsentIssuesARefreshToken(t *testing.T) {
+	offline, withGmail := oauth2.AccessTypeOffline, oauth2.SetAuthURLParam("include_granted_scopes", "true")
+	for _, revokeWith := range []string{"refresh_token", "access_token"} {
+		t.Run("revoked with the "+revokeWith, func(t *testing.T) {
+			h := newHarness(t, Options{})
+			partial := h.login(t, consent{untick: []string{GmailReadonlyScope}}, offline, withGmail)
+			if scope, _ := partial.Extra("scope").(string); strings.Contains(scope, GmailReadonlyScope) || partial.RefreshToken == "" {
+				t.Fatalf("Gmail unticked: scope %q, refresh token %v; want no Gmail and a refresh token", scope, partial.RefreshToken != "")
+			}
+			if again := h.login(t, consent{}, offline, withGmail); again.RefreshToken != "" {
+				t.Fatal("a consent over a live grant, without prompt=consent, issued a refresh token")
+			}
+			h.fake.RevokeGrant(DemoEmail) // start over from a partial grant
+			partial = h.login(t, consent{untick: []string{GmailReadonlyScope}}, offline, withGmail)
+			token := map[string]string{"refresh_token": partial.RefreshToken, "access_token": partial.AccessToken}[revokeWith]
+			if status, body := h.postForm(t, "/revoke", url.Values{"token": {token}}); status != http.StatusOK {
+				t.Fatalf("revoke: %d %v", status, body)
+			}
+			next := h.login(t, consent{}, offline, withGmail)
+			if scope, _ := next.Extra("scope").(string); next.RefreshToken == "" || !strings.Contains(scope, GmailReadonlyScope) {
+				t.Fatalf("after the revocation: scope %q, refresh token %v; want Gmail and a refresh token", scope, next.RefreshToken != "")
+			}
+		})
 	}
 }

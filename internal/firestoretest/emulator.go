@@ -182,7 +182,7 @@ func start(addr string, timeout time.Duration) (*emulator, error) {
 		e.stop(syscall.SIGTERM)
 		return nil, fmt.Errorf("%w; emulator output:\n%s", err, out)
 	}
-	if err := e.warm(timeout - time.Since(begin)); err != nil {
+	if err := e.warm(timeout); err != nil {
 		out := e.output()
 		e.stop(syscall.SIGTERM)
 		return nil, fmt.Errorf("%w; emulator output:\n%s", err, out)

@@ -37,6 +37,20 @@ var Issuers = []string{"https://accounts.google.com", "accounts.google.com"}
 // as a boolean and as the string "true".
 func EmailVerified(v any) bool { return v == true || v == "true" }
 
+// NormalizeEmail is the form in which emails are compared: ASCII letters
+// lower-cased, nothing else changed. Google treats addresses without regard
+// to case; folding only ASCII keeps two addresses that differ in other
+// characters (a Kelvin sign for a K, say) apart.
+func NormalizeEmail(email string) string {
+	b := []byte(email)
+	for i, c := range b {
+		if 'A' <= c && c <= 'Z' {
+			b[i] = c + 'a' - 'A'
+		}
+	}
+	return string(b)
+}
+
 // Skew is the clock difference tolerated on exp and iat.
 const Skew = 5 * time.Minute
 

@@ -94,3 +94,28 @@ func TestFromUserinfo(t *testing.T) {
 		})
 	}
 }
+
+func TestNormalizeEmail_FoldsASCIICaseOnly(t *testing.T) {
+	tests := []struct{ a, b string }{
+		{"Demo@Example.COM", "demo@example.com"},
+		{"DEMO@EXAMPLE.COM", "demo@example.com"},
+		{"demo@example.com", "demo@example.com"},
+	}
+	for _, tt := range tests {
+		if got := NormalizeEmail(tt.a); got != tt.b {
+			t.Errorf("NormalizeEmail(%q) = %q, want %q", tt.a, got, tt.b)
+		}
+	}
+	// Distinct addresses stay distinct: no Unicode folding (U+212A KELVIN
+	// SIGN lower-cases to k), no trimming, no dropping of dots or +tags.
+	for _, pair := range [][2]string{
+		{"\u212aate@example.com", "kate@example.com"},
+		{" demo@example.com", "demo@example.com"},
+		{"de.mo@example.com", "demo@example.com"},
+		{"demo+x@example.com", "demo@example.com"},
+	} {
+		if NormalizeEmail(pair[0]) == NormalizeEmail(pair[1]) {
+			t.Errorf("NormalizeEmail makes %q and %q the same", pair[0], pair[1])
+		}
+	}
+}

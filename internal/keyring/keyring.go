@@ -8,6 +8,7 @@ import (
 	"crypto/aes"
 	"crypto/cipher"
 	"crypto/hkdf"
+	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
@@ -36,6 +37,16 @@ type Sealed struct {
 
 // IsZero reports whether s holds nothing.
 func (s Sealed) IsZero() bool { return s.KeyID == "" && len(s.Ciphertext) == 0 }
+
+// Tag is a message authentication code together with the id of the key
+// that made it. The zero value means "nothing tagged".
+type Tag struct {
+	KeyID string
+	Sum   []byte // HMAC-SHA256
+}
+
+// IsZero reports whether t holds nothing.
+func (t Tag) IsZero() bool { return t.KeyID == "" && len(t.Sum) == 0 }
 
 // Ring is an immutable set of keys with one primary. It is safe for
 // concurrent use.
@@ -162,3 +173,29 @@ func (r *Ring) Open(s Sealed, aad []byte) ([]byte, error) {
 // NeedsReseal reports whether s was sealed under a key other than the primary,
 // so that the next write should seal it again.
 func (r *Ring) NeedsReseal(s Sealed) bool { return !s.IsZero() && s.KeyID != r.primary }
+
+// Tag returns the HMAC-SHA256 of data under the primary key. Use it on a
+// ring derived for tagging only (see Derive), so that no key both seals
+// and tags.
+func (r *Ring) Tag(data []byte) Tag {
+	return Tag{KeyID: r.primary, Sum: r.sum(r.primary, data)}
+}
+
+// CheckTag returns nil when t is data's tag under the key t names: an
+// ErrUnknownKey when the ring does not hold that key, ErrOpen when the tag
+// does not match.
+func (r *Ring) CheckTag(t Tag, data []byte) error {
+	if _, ok := r.raw[t.KeyID]; !ok {
+		return fmt.Errorf("%w %q", ErrUnknownKey, t.KeyID)
+	}
+	if !hmac.Equal(t.Sum, r.sum(t.KeyID, data)) {
+		return ErrOpen
+	}
+	return nil
+}
+
+func (r *Ring) sum(id string, data []byte) []byte {
+	m := hmac.New(sha256.New, r.raw[id])
+	m.Write(data)
+	return m.Sum(nil)
+}

@@ -113,3 +113,41 @@ func TestParse(t *testing.T) {
 		})
 	}
 }
+
+func TestTag_ChecksUnderTheKeyItNames(t *testing.T) {
+	old := mustParse(t, "k1", "k1")
+	r := mustParse(t, "k2", "k1", "k2")
+	data := []byte("collection\x00sub\x00demo@example.com")
+	t1, t2 := old.Tag(data), r.Tag(data)
+	if t2.KeyID != "k2" || len(t2.Sum) != 32 {
+		t.Fatalf("Tag = %+v, want a 32-byte sum under the primary k2", t2)
+	}
+	for _, tag := range []Tag{t1, t2} {
+		if err := r.CheckTag(tag, data); err != nil {
+			t.Errorf("CheckTag(%s) = %v, want nil", tag.KeyID, err)
+		}
+	}
+	flipped := Tag{KeyID: "k2", Sum: bytes.Clone(t2.Sum)}
+	flipped.Sum[0] ^= 1
+	tests := []struct {
+		name string
+		tag  Tag
+		data []byte
+		want error
+	}{
+		{"other data", t2, []byte("collection\x00sub\x00other@example.com"), ErrOpen},
+		{"flipped bit", flipped, data, ErrOpen},
+		{"another key's id", Tag{KeyID: "k1", Sum: t2.Sum}, data, ErrOpen},
+		{"truncated", Tag{KeyID: "k2", Sum: t2.Sum[:16]}, data, ErrOpen},
+		{"zero", Tag{}, data, ErrUnknownKey},
+		{"unknown key", Tag{KeyID: "k9", Sum: t2.Sum}, data, ErrUnknownKey},
+	}
+	for _, tt := range tests {
+		if err := r.CheckTag(tt.tag, tt.data); !errors.Is(err, tt.want) {
+			t.Errorf("%s: CheckTag = %v, want %v", tt.name, err, tt.want)
+		}
+	}
+	if err := r.Derive("other").CheckTag(t2, data); !errors.Is(err, ErrOpen) {
+		t.Errorf("a tag checks under a key derived for another purpose: %v", err)
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/gmail-oauth-functions/gmail-oauth-functions/internal/identity"
 	"github.com/gmail-oauth-functions/gmail-oauth-functions/internal/keyring"
 )
 
@@ -33,13 +34,18 @@ const (
 // Record is one user's stored tokens, keyed by the Google account's stable
 // subject identifier (the id_token "sub").
 type Record struct {
-	Sub    string
-	Email  string
-	Scopes []string // scopes the user granted, as Google reported them
+	Sub   string
+	Email string // as Google gave it; verified (Callback stores no other)
+	// EmailBinding ties Email to Sub under the key set (the functions make
+	// and check it), so that a writer of the store who holds no key cannot
+	// relabel a record to be found by another email. Zero on records stored
+	// before bindings existed: those are found by sub only.
+	EmailBinding keyring.Tag
+	Scopes       []string // scopes the user granted, as Google reported them
 
-	RefreshToken         keyring.Sealed // sealed with the Sub as associated data
+	RefreshToken         keyring.Sealed // sealed for this collection, Sub and field
 	RefreshTokenIssuedAt time.Time      // when Google issued RefreshToken
-	AccessToken          keyring.Sealed // sealed with the Sub as associated data
+	AccessToken          keyring.Sealed // sealed for this collection, Sub and field
 	AccessTokenExpiry    time.Time
 
 	Status      Status
@@ -53,6 +59,11 @@ type Record struct {
 	// than call Google too. The store's SetLease takes and releases it;
 	// SaveAccess ends it.
 	RefreshLease Lease
+	// SessionsValidAfter: a session cookie issued before it names nobody.
+	// A record starts with it at its creation, so that after a Disconnect
+	// (which deletes the record) no session from before names the user's
+	// next record. Zero on records stored before it existed.
+	SessionsValidAfter time.Time
 
 	// Version identifies the stored revision, for conditional writes. The
 	// store sets it on every read and write; callers only pass it back.
@@ -68,28 +79,20 @@ func (r *Record) Usable() bool {
 // HasScope reports whether the user granted scope.
 func (r *Record) HasScope(scope string) bool { return r != nil && slices.Contains(r.Scopes, scope) }
 
-// Preferred reports whether a should be chosen over b (nil) among records
-// that share an email: usable first, then the most recently updated; ties
-// broken by version, then sub, so every store picks the same one.
-func Preferred(a, b *Record) bool {
-	switch {
-	case b == nil:
-		return true
-	case a.Usable() != b.Usable():
-		return a.Usable()
-	case !a.UpdatedAt.Equal(b.UpdatedAt):
-		return a.UpdatedAt.After(b.UpdatedAt)
-	case !a.Version.Equal(b.Version):
-		return a.Version.After(b.Version)
-	default:
-		return a.Sub < b.Sub
-	}
-}
+// EmailMatchLimit is the most records FindByEmail returns. One email
+// belongs to one account at a time; more than one match (an address that
+// moved between accounts) is already an ambiguity the caller refuses.
+const EmailMatchLimit = 10
+
+// EmailKey is the form in which a store keeps and compares emails for
+// FindByEmail.
+func EmailKey(email string) string { return identity.NormalizeEmail(email) }
 
 // Grant is what one completed authorization brings: the identity, the
 // granted scopes and the tokens from the code exchange.
 type Grant struct {
 	Sub, Email        string
+	EmailBinding      keyring.Tag
 	Scopes            []string
 	RefreshToken      keyring.Sealed // zero when Google sent none
 	AccessToken       keyring.Sealed
@@ -111,10 +114,11 @@ func (g Grant) Apply(cur *Record, now time.Time) *Record {
 			return nil
 		}
 		return &Record{
-			Sub: g.Sub, Email: g.Email, Scopes: slices.Clone(g.Scopes),
+			Sub: g.Sub, Email: g.Email, EmailBinding: g.EmailBinding, Scopes: slices.Clone(g.Scopes),
 			RefreshToken: g.RefreshToken, RefreshTokenIssuedAt: g.IssuedAt,
 			AccessToken: g.AccessToken, AccessTokenExpiry: g.AccessTokenExpiry,
 			Status: StatusActive, GrantedAt: g.IssuedAt, CreatedAt: now, UpdatedAt: now,
+			SessionsValidAfter: now,
 		}
 	}
 	next := *cur
@@ -127,7 +131,7 @@ func (g Grant) Apply(cur *Record, now time.Time) *Record {
 		return nil // a dead record and no new refresh token: nothing worth writing
 	}
 	if !g.IssuedAt.Before(cur.GrantedAt) {
-		next.Email, next.Scopes, next.GrantedAt = g.Email, slices.Clone(g.Scopes), g.IssuedAt
+		next.Email, next.EmailBinding, next.Scopes, next.GrantedAt = g.Email, g.EmailBinding, slices.Clone(g.Scopes), g.IssuedAt
 	}
 	if !g.AccessToken.IsZero() && g.AccessTokenExpiry.After(cur.AccessTokenExpiry) {
 		next.AccessToken, next.AccessTokenExpiry = g.AccessToken, g.AccessTokenExpiry
@@ -137,9 +141,9 @@ func (g Grant) Apply(cur *Record, now time.Time) *Record {
 }
 
 // AccessUpdate is the write-back after a refresh: the new access token and,
-// when the refresh token was sealed under a retired key or the token
-// endpoint rotated it, the refresh token to keep. It also ends the refresh
-// lease.
+// when the refresh token was sealed under a key that is no longer the
+// primary (or the old way) or the token endpoint rotated it, the refresh
+// token to keep; likewise the email binding. It also ends the refresh lease.
 type AccessUpdate struct {
 	AccessToken       keyring.Sealed
 	AccessTokenExpiry time.Time
@@ -148,6 +152,7 @@ type AccessUpdate struct {
 	// RefreshTokenIssuedAt goes with a rotated RefreshToken; zero leaves
 	// the stored time (a refresh token sealed again is the same token).
 	RefreshTokenIssuedAt time.Time
+	EmailBinding         *keyring.Tag // nil: leave the stored binding as it is
 }
 
 // Apply returns cur with u applied.
@@ -160,6 +165,9 @@ func (u AccessUpdate) Apply(cur Record) Record {
 		if !u.RefreshTokenIssuedAt.IsZero() {
 			cur.RefreshTokenIssuedAt = u.RefreshTokenIssuedAt
 		}
+	}
+	if u.EmailBinding != nil {
+		cur.EmailBinding = *u.EmailBinding
 	}
 	return cur
 }

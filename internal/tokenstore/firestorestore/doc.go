@@ -15,6 +15,8 @@ import (
 // record's Sub. Empty tokens and zero times are left out.
 type tokenDoc struct {
 	Email                string     `firestore:"email"`
+	EmailKey             string     `firestore:"email_key,omitempty"` // what FindByEmail queries
+	EmailBinding         *tagDoc    `firestore:"email_binding,omitempty"`
 	Scopes               []string   `firestore:"scopes"`
 	RefreshToken         *sealedDoc `firestore:"refresh_token,omitempty"`
 	AccessToken          *sealedDoc `firestore:"access_token,omitempty"`
@@ -25,6 +27,7 @@ type tokenDoc struct {
 	UpdatedAt            time.Time  `firestore:"updated_at,omitempty"`
 	RefreshedAt          time.Time  `firestore:"refreshed_at,omitempty"`
 	RefreshLease         *leaseDoc  `firestore:"refresh_lease,omitempty"`
+	SessionsValidAfter   time.Time  `firestore:"sessions_valid_after,omitempty"`
 	Status               string     `firestore:"status"`
 }
 
@@ -35,6 +38,12 @@ type sealedDoc struct {
 	Ciphertext []byte `firestore:"ciphertext"`
 }
 
+// tagDoc is a keyring.Tag: the id of the key that made it and the MAC.
+type tagDoc struct {
+	KeyID string `firestore:"key_id"`
+	Sum   []byte `firestore:"mac"`
+}
+
 // toDoc returns the stored form of r, with times cut to the microseconds
 // Firestore keeps.
 func toDoc(r *tokenstore.Record) *tokenDoc {
@@ -43,12 +52,13 @@ func toDoc(r *tokenstore.Record) *tokenDoc {
 		scopes = []string{} // always an array, never null
 	}
 	return &tokenDoc{
-		Email: r.Email, Scopes: scopes,
+		Email: r.Email, EmailKey: tokenstore.EmailKey(r.Email), EmailBinding: toTagDoc(r.EmailBinding), Scopes: scopes,
 		RefreshToken: toSealedDoc(r.RefreshToken), AccessToken: toSealedDoc(r.AccessToken),
 		AccessTokenExpiry: stored(r.AccessTokenExpiry), RefreshTokenIssuedAt: stored(r.RefreshTokenIssuedAt),
 		GrantedAt: stored(r.GrantedAt), CreatedAt: stored(r.CreatedAt),
 		UpdatedAt: stored(r.UpdatedAt), RefreshedAt: stored(r.RefreshedAt),
-		RefreshLease: toLeaseDoc(r.RefreshLease), Status: string(r.Status),
+		RefreshLease: toLeaseDoc(r.RefreshLease), SessionsValidAfter: stored(r.SessionsValidAfter),
+		Status: string(r.Status),
 	}
 }
 
@@ -56,11 +66,11 @@ func toDoc(r *tokenstore.Record) *tokenDoc {
 // caller to set.
 func fromDoc(sub string, d *tokenDoc) *tokenstore.Record {
 	r := &tokenstore.Record{
-		Sub: sub, Email: d.Email, Scopes: slices.Clone(d.Scopes),
+		Sub: sub, Email: d.Email, EmailBinding: d.EmailBinding.tag(), Scopes: slices.Clone(d.Scopes),
 		RefreshToken: d.RefreshToken.sealed(), AccessToken: d.AccessToken.sealed(),
 		AccessTokenExpiry: d.AccessTokenExpiry, RefreshTokenIssuedAt: d.RefreshTokenIssuedAt,
 		GrantedAt: d.GrantedAt, CreatedAt: d.CreatedAt, UpdatedAt: d.UpdatedAt, RefreshedAt: d.RefreshedAt,
-		RefreshLease: d.RefreshLease.lease(), Status: tokenstore.Status(d.Status),
+		RefreshLease: d.RefreshLease.lease(), SessionsValidAfter: d.SessionsValidAfter, Status: tokenstore.Status(d.Status),
 	}
 	if len(r.Scopes) == 0 {
 		r.Scopes = nil
@@ -123,6 +133,20 @@ func leaseValue(l tokenstore.Lease) any {
 	return firestore.Delete
 }
 
+func toTagDoc(t keyring.Tag) *tagDoc {
+	if t.IsZero() {
+		return nil
+	}
+	return &tagDoc{KeyID: t.KeyID, Sum: slices.Clone(t.Sum)}
+}
+
+func (d *tagDoc) tag() keyring.Tag {
+	if d == nil {
+		return keyring.Tag{}
+	}
+	return keyring.Tag{KeyID: d.KeyID, Sum: d.Sum}
+}
+
 // stored returns t as Firestore keeps it: in UTC, to the microsecond.
 func stored(t time.Time) time.Time {
 	if t.IsZero() {
@@ -131,10 +155,17 @@ func stored(t time.Time) time.Time {
 	return t.UTC().Truncate(time.Microsecond)
 }
 
-// sealedValue and timeValue give the value of a field update: the stored
+// sealedValue, tagValue and timeValue give the value of a field update: the stored
 // form, or firestore.Delete for what toDoc leaves out.
 func sealedValue(s keyring.Sealed) any {
 	if d := toSealedDoc(s); d != nil {
+		return d
+	}
+	return firestore.Delete
+}
+
+func tagValue(t keyring.Tag) any {
+	if d := toTagDoc(t); d != nil {
 		return d
 	}
 	return firestore.Delete

@@ -96,31 +96,34 @@ func (s *Store) Get(ctx context.Context, sub string) (*tokenstore.Record, error)
 	return r, nil
 }
 
-// FindByEmail returns the record with the given email, or
-// tokenstore.ErrNotFound. When several records share the email, it returns
-// the most recently updated usable one, else the most recently updated. It
-// makes one RunQuery call.
-func (s *Store) FindByEmail(ctx context.Context, email string) (*tokenstore.Record, error) {
+// FindByEmail returns the records whose email equals email without regard
+// to case (tokenstore.EmailKey), at most tokenstore.EmailMatchLimit, in the
+// order of their sub, or tokenstore.ErrNotFound. It makes one RunQuery call
+// on the single-field index of email_key.
+func (s *Store) FindByEmail(ctx context.Context, email string) ([]*tokenstore.Record, error) {
+	key := tokenstore.EmailKey(email)
+	if key == "" {
+		return nil, tokenstore.ErrNotFound
+	}
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
-	snaps, err := s.client.Collection(s.collection).Where("email", "==", email).Documents(ctx).GetAll()
+	snaps, err := s.client.Collection(s.collection).Where("email_key", "==", key).
+		Limit(tokenstore.EmailMatchLimit).Documents(ctx).GetAll()
 	if err != nil {
 		return nil, fmt.Errorf("firestore query by email: %w", err)
 	}
-	var best *tokenstore.Record
-	for _, snap := range snaps {
+	if len(snaps) == 0 {
+		return nil, tokenstore.ErrNotFound
+	}
+	recs := make([]*tokenstore.Record, 0, len(snaps))
+	for _, snap := range snaps { // ordered by document id, the sub
 		r, err := fromSnapshot(snap)
 		if err != nil {
 			return nil, fmt.Errorf("firestore query by email: %w", err)
 		}
-		if tokenstore.Preferred(r, best) {
-			best = r
-		}
+		recs = append(recs, r)
 	}
-	if best == nil {
-		return nil, tokenstore.ErrNotFound
-	}
-	return best, nil
+	return recs, nil
 }
 
 // Update runs fn in a transaction on the user's record (nil when there is
@@ -206,6 +209,9 @@ func (s *Store) SaveAccess(ctx context.Context, sub string, version time.Time, u
 		if !u.RefreshTokenIssuedAt.IsZero() {
 			updates = append(updates, firestore.Update{Path: "refresh_token_issued_at", Value: timeValue(u.RefreshTokenIssuedAt)})
 		}
+	}
+	if u.EmailBinding != nil {
+		updates = append(updates, firestore.Update{Path: "email_binding", Value: tagValue(*u.EmailBinding)})
 	}
 	_, err := s.conditional(ctx, sub, version, updates)
 	if err != nil && !errors.Is(err, tokenstore.ErrConflict) {

@@ -138,6 +138,9 @@ func TestDocumentLayout(t *testing.T) {
 
 	full := testGrant("full", "", t0)
 	full.RefreshToken, full.AccessToken = refresh, access
+	full.Email = "Full@Example.COM"
+	binding := keyring.Tag{KeyID: "key-2026", Sum: bytes.Repeat([]byte{0xb1}, 32)}
+	full.EmailBinding = binding
 	r := put(ctx, t, s, full)
 	if err := s.SaveAccess(ctx, "full", r.Version, tokenstore.AccessUpdate{
 		AccessToken: access, AccessTokenExpiry: t0.Add(2 * time.Hour), RefreshedAt: t0.Add(time.Hour),
@@ -149,13 +152,13 @@ func TestDocumentLayout(t *testing.T) {
 	put(ctx, t, s, noAccess)
 
 	tests := []struct {
-		sub      string
-		wantKeys []string
+		sub, email string
+		wantKeys   []string
 	}{
-		{"full", []string{"access_token", "access_token_expiry", "created_at", "email", "granted_at",
-			"refresh_token", "refresh_token_issued_at", "refreshed_at", "scopes", "status", "updated_at"}},
-		{"no-access", []string{"created_at", "email", "granted_at",
-			"refresh_token", "refresh_token_issued_at", "scopes", "status", "updated_at"}},
+		{"full", full.Email, []string{"access_token", "access_token_expiry", "created_at", "email", "email_binding", "email_key", "granted_at",
+			"refresh_token", "refresh_token_issued_at", "refreshed_at", "scopes", "sessions_valid_after", "status", "updated_at"}},
+		{"no-access", noAccess.Email, []string{"created_at", "email", "email_key", "granted_at",
+			"refresh_token", "refresh_token_issued_at", "scopes", "sessions_valid_after", "status", "updated_at"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.sub, func(t *testing.T) {
@@ -170,8 +173,14 @@ func TestDocumentLayout(t *testing.T) {
 			for field, v := range data {
 				var ok bool
 				switch field {
-				case "email":
+				case "email": // as Google gave it
+					ok = v == tc.email
+				case "email_key": // what FindByEmail queries: the email without case
 					ok = v == tc.sub+"@example.com"
+				case "email_binding":
+					m, isMap := v.(map[string]any)
+					mac, _ := m["mac"].([]byte)
+					ok = isMap && len(m) == 2 && m["key_id"] == binding.KeyID && bytes.Equal(mac, binding.Sum)
 				case "status":
 					ok = v == "active"
 				case "scopes":

@@ -27,6 +27,7 @@ type fileJSON struct {
 // documents'. Ciphertexts are base64, as encoding/json writes []byte.
 type recordJSON struct {
 	Email                string      `json:"email"`
+	EmailBinding         *tagJSON    `json:"email_binding,omitempty"`
 	Scopes               []string    `json:"scopes"`
 	RefreshToken         *sealedJSON `json:"refresh_token,omitempty"`
 	RefreshTokenIssuedAt time.Time   `json:"refresh_token_issued_at"`
@@ -38,6 +39,7 @@ type recordJSON struct {
 	UpdatedAt            time.Time   `json:"updated_at"`
 	RefreshedAt          time.Time   `json:"refreshed_at"`
 	RefreshLease         leaseJSON   `json:"refresh_lease,omitzero"`
+	SessionsValidAfter   time.Time   `json:"sessions_valid_after"`
 	Version              time.Time   `json:"version"`
 }
 
@@ -50,6 +52,25 @@ type leaseJSON struct {
 type sealedJSON struct {
 	KeyID      string `json:"key_id"`
 	Ciphertext []byte `json:"ciphertext"`
+}
+
+type tagJSON struct {
+	KeyID string `json:"key_id"`
+	Sum   []byte `json:"mac"`
+}
+
+func toTagJSON(t keyring.Tag) *tagJSON {
+	if t.IsZero() {
+		return nil
+	}
+	return &tagJSON{KeyID: t.KeyID, Sum: t.Sum}
+}
+
+func (t *tagJSON) tag() keyring.Tag {
+	if t == nil {
+		return keyring.Tag{}
+	}
+	return keyring.Tag{KeyID: t.KeyID, Sum: t.Sum}
 }
 
 func toSealedJSON(s keyring.Sealed) *sealedJSON {
@@ -90,12 +111,12 @@ func load(path string) (map[string]*tokenstore.Record, error) {
 			return nil, fmt.Errorf("localstore: %s is corrupt and was left untouched: record %q is null", path, sub)
 		}
 		recs[sub] = &tokenstore.Record{
-			Sub: sub, Email: r.Email, Scopes: r.Scopes,
+			Sub: sub, Email: r.Email, EmailBinding: r.EmailBinding.tag(), Scopes: r.Scopes,
 			RefreshToken: r.RefreshToken.sealed(), RefreshTokenIssuedAt: r.RefreshTokenIssuedAt,
 			AccessToken: r.AccessToken.sealed(), AccessTokenExpiry: r.AccessTokenExpiry,
 			Status: tokenstore.Status(r.Status), GrantedAt: r.GrantedAt,
 			CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt, RefreshedAt: r.RefreshedAt,
-			RefreshLease: tokenstore.Lease(r.RefreshLease), Version: r.Version,
+			RefreshLease: tokenstore.Lease(r.RefreshLease), SessionsValidAfter: r.SessionsValidAfter, Version: r.Version,
 		}
 	}
 	return recs, nil
@@ -108,12 +129,12 @@ func save(path string, recs map[string]*tokenstore.Record) error {
 	f := fileJSON{Format: fileFormat, Records: make(map[string]*recordJSON, len(recs))}
 	for sub, r := range recs {
 		f.Records[sub] = &recordJSON{
-			Email: r.Email, Scopes: r.Scopes,
+			Email: r.Email, EmailBinding: toTagJSON(r.EmailBinding), Scopes: r.Scopes,
 			RefreshToken: toSealedJSON(r.RefreshToken), RefreshTokenIssuedAt: r.RefreshTokenIssuedAt,
 			AccessToken: toSealedJSON(r.AccessToken), AccessTokenExpiry: r.AccessTokenExpiry,
 			Status: string(r.Status), GrantedAt: r.GrantedAt,
 			CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt, RefreshedAt: r.RefreshedAt,
-			RefreshLease: leaseJSON(r.RefreshLease), Version: r.Version,
+			RefreshLease: leaseJSON(r.RefreshLease), SessionsValidAfter: r.SessionsValidAfter, Version: r.Version,
 		}
 	}
 	data, err := json.MarshalIndent(f, "", "\t")

@@ -97,23 +97,24 @@ func (s *Store) Get(ctx context.Context, sub string) (*tokenstore.Record, error)
 	return clone(r), nil
 }
 
-// FindByEmail returns the record with the given email, or
-// tokenstore.ErrNotFound. When several records share the email, it returns
-// the most recently updated usable one, else the most recently updated.
-func (s *Store) FindByEmail(ctx context.Context, email string) (*tokenstore.Record, error) {
+// FindByEmail returns the records whose email equals email without regard
+// to case (tokenstore.EmailKey), at most tokenstore.EmailMatchLimit, in the
+// order of their sub, or tokenstore.ErrNotFound.
+func (s *Store) FindByEmail(ctx context.Context, email string) ([]*tokenstore.Record, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.ops.Reads++
-	var best *tokenstore.Record
+	key := tokenstore.EmailKey(email)
+	var recs []*tokenstore.Record
 	for _, sub := range slices.Sorted(maps.Keys(s.recs)) {
-		if r := s.recs[sub]; r.Email == email && tokenstore.Preferred(r, best) {
-			best = r
+		if r := s.recs[sub]; key != "" && tokenstore.EmailKey(r.Email) == key && len(recs) < tokenstore.EmailMatchLimit {
+			recs = append(recs, clone(r))
 		}
 	}
-	if best == nil {
+	if len(recs) == 0 {
 		return nil, tokenstore.ErrNotFound
 	}
-	return clone(best), nil
+	return recs, nil
 }
 
 // Update runs fn on the user's record (nil when there is none) while holding
@@ -282,5 +283,6 @@ func clone(r *tokenstore.Record) *tokenstore.Record {
 	c.Scopes = slices.Clone(r.Scopes)
 	c.RefreshToken.Ciphertext = bytes.Clone(r.RefreshToken.Ciphertext)
 	c.AccessToken.Ciphertext = bytes.Clone(r.AccessToken.Ciphertext)
+	c.EmailBinding.Sum = bytes.Clone(r.EmailBinding.Sum)
 	return &c
 }

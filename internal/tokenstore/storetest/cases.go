@@ -3,6 +3,8 @@ package storetest
 import (
 	"context"
 	"errors"
+	"fmt"
+	"slices"
 	"testing"
 	"time"
 
@@ -27,8 +29,9 @@ var tests = []struct {
 	{"SaveAccess with a stale version conflicts and changes nothing", saveAccessStale},
 	{"SaveAccess on a deleted record conflicts and does not recreate it", saveAccessDeleted},
 	{"Delete is idempotent", deleteIdempotent},
-	{"FindByEmail returns the user's record", findByEmail},
-	{"FindByEmail prefers the most recently updated usable record", findByEmailPrefers},
+	{"FindByEmail returns the user's record, whatever the case", findByEmail},
+	{"FindByEmail returns every record sharing the email, by sub, and chooses none", findByEmailEvery},
+	{"SaveAccess replaces the email binding only when asked", saveAccessBinding},
 	{"sealed bytes round-trip exactly", sealedRoundTrip},
 	{"marking a record dead makes it unusable", markDead},
 	{"records returned are the caller's copies", returnsCopies},
@@ -233,18 +236,29 @@ func deleteIdempotent(ctx context.Context, t *testing.T, s Store) {
 }
 
 func findByEmail(ctx context.Context, t *testing.T, s Store) {
-	if _, err := s.FindByEmail(ctx, "alice@example.com"); !errors.Is(err, tokenstore.ErrNotFound) {
-		t.Fatalf("FindByEmail(absent) = %v; want ErrNotFound", err)
+	for _, email := range []string{"alice@example.com", ""} {
+		if _, err := s.FindByEmail(ctx, email); !errors.Is(err, tokenstore.ErrNotFound) {
+			t.Fatalf("FindByEmail(%q) in an empty store = %v; want ErrNotFound", email, err)
+		}
 	}
-	alice := mustUpdate(ctx, t, s, grant("alice", "rt1", at(0)), at(0))
+	g := grant("alice", "rt1", at(0))
+	g.Email = "Alice@Example.com"
+	alice := mustUpdate(ctx, t, s, g, at(0))
 	mustUpdate(ctx, t, s, grant("bob", "rt2", at(0)), at(0))
-	got, err := s.FindByEmail(ctx, "alice@example.com")
-	if err != nil {
-		t.Fatal(err)
+	for _, email := range []string{"Alice@Example.com", "alice@example.com", "ALICE@EXAMPLE.COM"} {
+		got, err := s.FindByEmail(ctx, email)
+		if err != nil {
+			t.Fatalf("FindByEmail(%q): %v", email, err)
+		}
+		if len(got) != 1 {
+			t.Fatalf("FindByEmail(%q) = %d records; want alice's alone", email, len(got))
+		}
+		checkRecord(t, "FindByEmail("+email+")", got[0], alice)
 	}
-	checkRecord(t, "FindByEmail", got, alice)
-	if _, err := s.FindByEmail(ctx, "carol@example.com"); !errors.Is(err, tokenstore.ErrNotFound) {
-		t.Fatalf("FindByEmail(unknown) = %v; want ErrNotFound", err)
+	for _, email := range []string{"carol@example.com", "", "alice@example.co", "lice@example.com"} {
+		if got, err := s.FindByEmail(ctx, email); !errors.Is(err, tokenstore.ErrNotFound) {
+			t.Fatalf("FindByEmail(%q) = %d records, %v; want ErrNotFound", email, len(got), err)
+		}
 	}
 }
 
@@ -261,37 +275,63 @@ func markDeadAt(now time.Time) func(*tokenstore.Record) (*tokenstore.Record, err
 	}
 }
 
-func findByEmailPrefers(ctx context.Context, t *testing.T, s Store) {
+func findByEmailEvery(ctx context.Context, t *testing.T, s Store) {
 	const email = "shared@example.com"
-	for i, sub := range []string{"a", "b", "c"} {
+	subs := []string{"c", "a", "b"}
+	for i, sub := range subs {
 		g := grant(sub, "rt-"+sub, at(0))
-		g.Email = email
+		g.Email = []string{email, "SHARED@example.com", "Shared@Example.Com"}[i]
 		mustUpdate(ctx, t, s, g, at(time.Duration(i+1)*time.Minute))
 	}
-	if _, err := s.Update(ctx, "c", markDeadAt(at(3*time.Minute))); err != nil {
+	mustUpdate(ctx, t, s, grant("other", "rt-other", at(0)), at(0))
+	if _, err := s.Update(ctx, "a", markDeadAt(at(time.Hour))); err != nil {
 		t.Fatal(err)
 	}
-	steps := []struct {
-		markDead string
-		want     string
-	}{
-		{"", "b"},  // a and b usable, b updated later; c, updated last, is dead
-		{"b", "a"}, // a is the only usable one
-		{"a", "a"}, // none usable: the most recently updated
+	got, err := s.FindByEmail(ctx, email)
+	if err != nil {
+		t.Fatal(err)
 	}
-	for i, st := range steps {
-		if st.markDead != "" {
-			if _, err := s.Update(ctx, st.markDead, markDeadAt(at(time.Duration(4+i)*time.Minute))); err != nil {
-				t.Fatal(err)
-			}
-		}
-		got, err := s.FindByEmail(ctx, email)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if got.Sub != st.want {
-			t.Errorf("step %d: FindByEmail = %s; want %s", i, got.Sub, st.want)
-		}
+	var gotSubs []string
+	for _, r := range got {
+		gotSubs = append(gotSubs, r.Sub)
+		checkRecord(t, "FindByEmail's "+r.Sub, r, mustGet(ctx, t, s, r.Sub))
+	}
+	if want := []string{"a", "b", "c"}; !slices.Equal(gotSubs, want) {
+		t.Fatalf("FindByEmail = %v; want every record with the email, dead or not, by sub: %v", gotSubs, want)
+	}
+
+	for i := range tokenstore.EmailMatchLimit + 2 {
+		g := grant(fmt.Sprintf("many-%02d", i), "rt", at(0))
+		g.Email = "many@example.com"
+		mustUpdate(ctx, t, s, g, at(0))
+	}
+	if got, err := s.FindByEmail(ctx, "many@example.com"); err != nil || len(got) != tokenstore.EmailMatchLimit {
+		t.Fatalf("FindByEmail of %d records = %d, %v; want %d", tokenstore.EmailMatchLimit+2, len(got), err, tokenstore.EmailMatchLimit)
+	}
+}
+
+func saveAccessBinding(ctx context.Context, t *testing.T, s Store) {
+	r := mustUpdate(ctx, t, s, grant("alice", "rt1", at(0)), at(0))
+	u := tokenstore.AccessUpdate{AccessToken: sealed("at2"), AccessTokenExpiry: at(2 * time.Hour), RefreshedAt: at(time.Hour)}
+	if err := s.SaveAccess(ctx, "alice", r.Version, u); err != nil {
+		t.Fatal(err)
+	}
+	got := mustGet(ctx, t, s, "alice")
+	if !sameTag(got.EmailBinding, r.EmailBinding) {
+		t.Fatalf("SaveAccess without a binding changed it: %+v, was %+v", got.EmailBinding, r.EmailBinding)
+	}
+	rebound := keyring.Tag{KeyID: "k2", Sum: []byte("tag:alice under k2")}
+	u.EmailBinding = &rebound
+	if err := s.SaveAccess(ctx, "alice", got.Version, u); err != nil {
+		t.Fatal(err)
+	}
+	got2 := mustGet(ctx, t, s, "alice")
+	want := u.Apply(*got)
+	want.Version = got2.Version
+	checkRecord(t, "Get after SaveAccess with a new binding", got2, &want)
+	found, err := s.FindByEmail(ctx, "alice@example.com")
+	if err != nil || len(found) != 1 || !sameTag(found[0].EmailBinding, rebound) {
+		t.Fatalf("FindByEmail after a new binding: %d records, %v", len(found), err)
 	}
 }
 
@@ -302,14 +342,15 @@ func sealedRoundTrip(ctx context.Context, t *testing.T, s Store) {
 	}
 	g := grant("alice", "x", at(0))
 	g.RefreshToken = keyring.Sealed{KeyID: "key-2026-03", Ciphertext: every}
+	g.EmailBinding = keyring.Tag{KeyID: "key-2026-03", Sum: every[100:132]}
 	g.AccessToken = keyring.Sealed{KeyID: "k1", Ciphertext: []byte{0, 0, 0xff, '\n', 0}}
 	returned := mustUpdate(ctx, t, s, g, at(0))
 	found, err := s.FindByEmail(ctx, g.Email)
-	if err != nil {
-		t.Fatal(err)
+	if err != nil || len(found) != 1 {
+		t.Fatalf("FindByEmail: %d records, %v", len(found), err)
 	}
-	for what, r := range map[string]*tokenstore.Record{"Update": returned, "Get": mustGet(ctx, t, s, "alice"), "FindByEmail": found} {
-		if !sameSealed(r.RefreshToken, g.RefreshToken) || !sameSealed(r.AccessToken, g.AccessToken) {
+	for what, r := range map[string]*tokenstore.Record{"Update": returned, "Get": mustGet(ctx, t, s, "alice"), "FindByEmail": found[0]} {
+		if !sameSealed(r.RefreshToken, g.RefreshToken) || !sameSealed(r.AccessToken, g.AccessToken) || !sameTag(r.EmailBinding, g.EmailBinding) {
 			t.Errorf("%s: sealed tokens changed in the store:\n got  %+v %+v\n want %+v %+v",
 				what, r.RefreshToken, r.AccessToken, g.RefreshToken, g.AccessToken)
 		}
@@ -359,6 +400,7 @@ func returnsCopies(ctx context.Context, t *testing.T, s Store) {
 		r.Scopes[0] = "changed"
 		r.RefreshToken.Ciphertext[0] ^= 0xff
 		r.AccessToken.Ciphertext[0] ^= 0xff
+		r.EmailBinding.Sum[0] ^= 0xff
 	}
 	checkRecord(t, "Get after changing returned records", mustGet(ctx, t, s, "alice"), want)
 }

@@ -20,10 +20,11 @@ import (
 type Store interface {
 	// Get returns the user's record, or tokenstore.ErrNotFound.
 	Get(ctx context.Context, sub string) (*tokenstore.Record, error)
-	// FindByEmail returns the record with the email, or
-	// tokenstore.ErrNotFound; among several, the most recently updated
-	// usable one, else the most recently updated.
-	FindByEmail(ctx context.Context, email string) (*tokenstore.Record, error)
+	// FindByEmail returns every record whose email equals email without
+	// regard to case (tokenstore.EmailKey), at most
+	// tokenstore.EmailMatchLimit, in the order of their sub, or
+	// tokenstore.ErrNotFound. It never chooses among them.
+	FindByEmail(ctx context.Context, email string) ([]*tokenstore.Record, error)
 	// Update runs fn in one transaction on the user's record (nil when there
 	// is none) and writes what fn returns unless it is nil. fn may run more
 	// than once. It returns the record as stored after the call.
@@ -72,8 +73,9 @@ func sealed(name string) keyring.Sealed {
 func grant(sub, rt string, issued time.Time) tokenstore.Grant {
 	g := tokenstore.Grant{
 		Sub: sub, Email: sub + "@example.com",
-		Scopes:      []string{"openid", "email", "https://www.googleapis.com/auth/gmail.readonly"},
-		AccessToken: sealed("at-" + rt), AccessTokenExpiry: issued.Add(time.Hour),
+		EmailBinding: keyring.Tag{KeyID: "k1", Sum: []byte("tag:" + sub)},
+		Scopes:       []string{"openid", "email", "https://www.googleapis.com/auth/gmail.readonly"},
+		AccessToken:  sealed("at-" + rt), AccessTokenExpiry: issued.Add(time.Hour),
 		IssuedAt: issued,
 	}
 	if rt != "" {
@@ -114,18 +116,18 @@ func normalize(r *tokenstore.Record) *tokenstore.Record {
 	}
 	c := *r
 	for _, p := range []*time.Time{&c.RefreshTokenIssuedAt, &c.AccessTokenExpiry, &c.GrantedAt,
-		&c.CreatedAt, &c.UpdatedAt, &c.RefreshedAt, &c.RefreshLease.Until, &c.Version} {
+		&c.CreatedAt, &c.UpdatedAt, &c.RefreshedAt, &c.RefreshLease.Until, &c.SessionsValidAfter, &c.Version} {
 		*p = p.UTC()
 	}
 	c.Scopes = slices.Clone(c.Scopes)
 	if len(c.Scopes) == 0 {
 		c.Scopes = nil
 	}
-	for _, s := range []*keyring.Sealed{&c.RefreshToken, &c.AccessToken} {
-		if len(s.Ciphertext) == 0 {
-			s.Ciphertext = nil
+	for _, b := range []*[]byte{&c.RefreshToken.Ciphertext, &c.AccessToken.Ciphertext, &c.EmailBinding.Sum} {
+		if len(*b) == 0 {
+			*b = nil
 		} else {
-			s.Ciphertext = slices.Clone(s.Ciphertext)
+			*b = slices.Clone(*b)
 		}
 	}
 	return &c
@@ -154,4 +156,8 @@ func describe(r *tokenstore.Record) string {
 
 func sameSealed(a, b keyring.Sealed) bool {
 	return a.KeyID == b.KeyID && bytes.Equal(a.Ciphertext, b.Ciphertext)
+}
+
+func sameTag(a, b keyring.Tag) bool {
+	return a.KeyID == b.KeyID && bytes.Equal(a.Sum, b.Sum)
 }
