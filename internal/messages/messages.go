@@ -12,14 +12,11 @@ package messages
 import (
 	"context"
 	"errors"
-	"fmt"
 	"net/http"
 	"net/url"
 	"time"
 
-	"google.golang.org/api/gmail/v1"
 	"google.golang.org/api/googleapi"
-	"google.golang.org/api/option"
 )
 
 // Limits and defaults.
@@ -142,6 +139,7 @@ type Options struct {
 // A Client is safe for concurrent use.
 type Client struct {
 	endpoint    string
+	listURL     string // users.messages.list
 	batchURL    string // Gmail's batch endpoint
 	getURL      string // users.messages.get, to which the message id is added
 	getQuery    string // the query of each users.messages.get
@@ -168,6 +166,7 @@ func New(opts Options) *Client {
 	if c.endpoint == "" {
 		c.endpoint = DefaultEndpoint
 	}
+	c.listURL = googleapi.ResolveRelative(c.endpoint, "gmail/v1/users/me/messages")
 	c.batchURL = googleapi.ResolveRelative(c.endpoint, "batch/gmail/v1")
 	c.getURL = googleapi.ResolveRelative(c.endpoint, "gmail/v1/users/me/messages/")
 	c.getQuery = url.Values{
@@ -213,14 +212,13 @@ func (c *Client) List(ctx context.Context, hc *http.Client, user string, q Query
 	if hc == nil {
 		return nil, errors.New("messages: nil *http.Client")
 	}
-	svc, err := gmail.NewService(ctx, option.WithHTTPClient(hc), option.WithEndpoint(c.endpoint))
-	if err != nil {
-		return nil, fmt.Errorf("messages: creating the Gmail service: %w", err)
-	}
-	r := &run{c: c, svc: svc, hc: hc, user: user, budget: budget{left: c.retryBudget}}
+	r := &run{c: c, hc: hc, user: user, budget: budget{left: c.retryBudget}}
 	q = normalize(q)
 
-	var page *Page
+	var (
+		page *Page
+		err  error
+	)
 	if q.All {
 		page, err = r.listAll(ctx, q)
 	} else {
