@@ -99,7 +99,7 @@ func (r *run) list(ctx context.Context, q Query, maxResults int64, pageToken str
 	var resp *listResponse
 	err := r.do(ctx, "users.messages.list", listCost, func() error {
 		var err error
-		resp, err = r.get(ctx, target)
+		resp, err = r.get(ctx, target, maxResults)
 		return err
 	})
 	if err != nil {
@@ -108,8 +108,12 @@ func (r *run) list(ctx context.Context, q Query, maxResults int64, pageToken str
 	return resp, nil
 }
 
-// get sends one users.messages.list request and decodes its answer.
-func (r *run) get(ctx context.Context, target string) (*listResponse, error) {
+// gmailDefaultPageSize is the page size Gmail uses without maxResults.
+const gmailDefaultPageSize = 100
+
+// get sends one users.messages.list request for up to maxResults messages
+// (0: Gmail's default) and decodes its answer.
+func (r *run) get(ctx context.Context, target string, maxResults int64) (*listResponse, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, target, nil)
 	if err != nil {
 		return nil, err
@@ -122,16 +126,15 @@ func (r *run) get(ctx context.Context, target string) (*listResponse, error) {
 	if err := googleError(resp); err != nil {
 		return nil, err
 	}
-	b, err := io.ReadAll(io.LimitReader(resp.Body, maxListBytes+1))
-	if err != nil {
-		return nil, err
+	// Decoded as it is read: no copy of the whole answer is kept.
+	// The page's messages decode into room made for them at once, not into
+	// a slice grown by doubling.
+	if maxResults <= 0 {
+		maxResults = gmailDefaultPageSize
 	}
-	if len(b) > maxListBytes {
-		return nil, fmt.Errorf("gmail users.messages.list: the answer is over %d bytes", maxListBytes)
-	}
-	var lr listResponse
-	if err := json.Unmarshal(b, &lr); err != nil {
-		return nil, fmt.Errorf("gmail users.messages.list: decoding the answer: %w", err)
+	lr := listResponse{Messages: make([]Message, 0, maxResults)}
+	if err := json.UnmarshalRead(io.LimitReader(resp.Body, maxListBytes), &lr); err != nil {
+		return nil, fmt.Errorf("gmail users.messages.list: decoding the answer (at most %d bytes): %w", maxListBytes, err)
 	}
 	return &lr, nil
 }
