@@ -33,6 +33,10 @@ type TokenStore interface {
 	Update(ctx context.Context, sub string, fn func(cur *tokenstore.Record) (*tokenstore.Record, error)) (*tokenstore.Record, error)
 	SaveAccess(ctx context.Context, sub string, version time.Time, u tokenstore.AccessUpdate) error
 	Delete(ctx context.Context, sub string) error
+	// SetLease and Watch coordinate refreshes across instances (see
+	// userTokens).
+	SetLease(ctx context.Context, sub string, version time.Time, l tokenstore.Lease) (time.Time, error)
+	Watch(ctx context.Context, sub string, fn func(cur *tokenstore.Record) bool) error
 }
 
 // IDTokenValidator checks a Google-signed ID token for an audience;
@@ -68,6 +72,8 @@ type App struct {
 
 	refreshes   singleflight.Group
 	recent      tokenCache
+	backoff     refreshBackoff
+	lease       time.Duration // RefreshLease; tests shorten it
 	crossOrigin *http.CrossOriginProtection
 }
 
@@ -87,7 +93,7 @@ func New(cfg config.Config, d Deps) (*App, error) {
 	}
 	a := &App{
 		cfg: cfg, store: d.Store, hc: d.HTTPClient, idTokens: d.IDTokens, log: d.Logger, now: d.Now,
-		scopes: []string{"openid", "email", cfg.GmailScope},
+		scopes: []string{"openid", "email", cfg.GmailScope}, lease: RefreshLease,
 	}
 	if a.hc == nil {
 		// One pool of connections to Google for every request of the
@@ -119,6 +125,7 @@ func New(cfg config.Config, d Deps) (*App, error) {
 		MetadataConcurrency: cfg.MetadataConcurrency,
 		BatchSize:           cfg.GmailBatchSize,
 		RetryBudget:         cfg.GmailRetryBudget,
+		AttemptTimeout:      cfg.GmailAttemptTimeout,
 	})
 	return a, nil
 }
@@ -167,8 +174,11 @@ func (a *App) Handlers() map[string]http.HandlerFunc {
 }
 
 // secretsOrFail loads the OAuth client and the keys, answering 503 when
-// either cannot be had. It returns false when it has answered.
+// either cannot be had. It returns false when it has answered. A warm
+// instance has both at once; a cold one fetches both together, so that
+// Secret Manager not answering costs one fetch timeout, not two.
 func (a *App) secretsOrFail(w http.ResponseWriter, r *http.Request) (*oauth2.Config, *rings, bool) {
+	a.keys.Prefetch(r.Context())
 	oc, err := a.client.Get(r.Context())
 	if err == nil {
 		var rs *rings

@@ -2,7 +2,10 @@ package app
 
 import (
 	"net/http"
+	"slices"
+	"strings"
 	"unicode"
+	"unicode/utf8"
 
 	"golang.org/x/oauth2"
 
@@ -72,14 +75,30 @@ func (a *App) Authorize(w http.ResponseWriter, r *http.Request) {
 	http.Redirect(w, r, target, http.StatusFound)
 }
 
-// validHint accepts an empty hint, an email address or a numeric account id
-// of sane length, and nothing with control characters or spaces.
+// validHint accepts an empty hint, an email address or Google's numeric
+// account id (the sub, which Google's login_hint accepts too). An email is
+// valid UTF-8 of at most 320 bytes: one @ between a local part of at most
+// 64 bytes and a domain of dot-separated labels, with no space or control
+// or other unprintable character anywhere.
 func validHint(s string) bool {
-	if len(s) > 320 {
+	switch {
+	case s == "":
+		return true
+	case len(s) > 320 || !utf8.ValidString(s):
+		return false
+	case strings.Trim(s, "0123456789") == "":
+		return len(s) <= 255
+	}
+	local, domain, ok := strings.Cut(s, "@")
+	if !ok || local == "" || len(local) > 64 || strings.Contains(domain, "@") {
+		return false
+	}
+	labels := strings.Split(domain, ".")
+	if len(labels) < 2 || slices.Contains(labels, "") {
 		return false
 	}
 	for _, c := range s {
-		if unicode.IsControl(c) || unicode.IsSpace(c) {
+		if c == ' ' || !unicode.IsPrint(c) {
 			return false
 		}
 	}

@@ -90,7 +90,7 @@ func (a *App) Callback(w http.ResponseWriter, r *http.Request) {
 	}
 
 	// 5. With granular consent the user may have unticked Gmail.
-	granted := grantedScopes(tok)
+	granted := grantedScopes(tok, oc.Scopes)
 	if !slices.Contains(granted, a.cfg.GmailScope) {
 		a.log.InfoContext(ctx, "callback: Gmail scope not granted", "sub", id.Sub)
 		fail(w, r, http.StatusForbidden, apiError{Code: "gmail_not_granted",
@@ -212,9 +212,13 @@ func (a *App) identify(ctx context.Context, oc *oauth2.Config, tok *oauth2.Token
 	return identity.FromUserinfo(ctx, a.hc, a.cfg.Endpoints.UserinfoURL, tok.AccessToken)
 }
 
-func grantedScopes(tok *oauth2.Token) []string {
-	s, _ := tok.Extra("scope").(string)
-	return strings.Fields(s)
+// grantedScopes are the scopes the token response says were granted. A
+// response without scope granted the requested ones (RFC 6749 section 5.1).
+func grantedScopes(tok *oauth2.Token, requested []string) []string {
+	if s, _ := tok.Extra("scope").(string); s != "" {
+		return strings.Fields(s)
+	}
+	return requested
 }
 
 // keepGrant stores the grant in one transaction. The merge rules

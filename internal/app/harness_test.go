@@ -109,6 +109,18 @@ func newHarness(t testing.TB, opts ...harnessOpt) *harness {
 	return h
 }
 
+// renewSecrets lets a request find the secrets past their TTL and waits
+// for the background renewal it starts, so that the requests after it see
+// what the sources now hold.
+func (h *harness) renewSecrets() {
+	h.t.Helper()
+	ctx := context.Background()
+	h.app.client.Get(ctx)
+	h.app.keys.Get(ctx)
+	h.app.client.Wait()
+	h.app.keys.Wait()
+}
+
 // swapFetcher is a key set source a test can rotate.
 type swapFetcher struct {
 	mu sync.Mutex

@@ -50,8 +50,16 @@ func (a *App) ListMessages(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
+	// The access token first: a request that cannot have one (the token
+	// endpoint failing, a grant refused) spends none of the user's Gmail
+	// quota.
 	ut := &userTokens{a: a, oc: oc, rs: rs, rec: rec}
-	hc := &http.Client{Transport: &transport{base: a.baseTransport(), tokens: ut}}
+	tok, err := ut.current(r.Context())
+	if err != nil {
+		a.listFailed(w, r, rec, err)
+		return
+	}
+	hc := &http.Client{Transport: &transport{base: a.baseTransport(), tokens: ut, token: tok}}
 	result, err := a.mail.List(r.Context(), hc, rec.Sub, q)
 	if err != nil {
 		a.listFailed(w, r, rec, err)
@@ -112,7 +120,7 @@ func (a *App) listFailed(w http.ResponseWriter, r *http.Request, rec *tokenstore
 		}
 		writeJSON(w, retry.Status, apiError{Code: code, Description: "Gmail is busy; retry after the Retry-After delay"})
 	case errors.Is(err, errTokenEndpoint):
-		unavailable(w, r, "Google's token endpoint is not answering; try again shortly")
+		unavailableFor(w, r, refreshRetryAfter(err), "Google's token endpoint is not answering; try again shortly")
 	case ctx.Err() != nil:
 		a.log.InfoContext(ctx, "client went away", "sub", rec.Sub)
 	default:

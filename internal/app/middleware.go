@@ -1,8 +1,11 @@
 package app
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/base64"
+	"errors"
+	"io"
 	"log/slog"
 	"net/http"
 	"runtime/debug"
@@ -80,13 +83,36 @@ func serve(log *slog.Logger, name string, h http.HandlerFunc) http.HandlerFunc {
 			writeJSON(sw, http.StatusRequestURITooLong, apiError{Code: "invalid_request", Description: "query string too long"})
 			return
 		}
-		if r.ContentLength > MaxBodyBytes {
-			writeJSON(sw, http.StatusRequestEntityTooLarge, apiError{Code: "invalid_request", Description: "request body too large"})
+		if !boundBody(sw, r) {
 			return
 		}
-		r.Body = http.MaxBytesReader(sw, r.Body, MaxBodyBytes)
 		h(sw, r)
 	}
+}
+
+// boundBody reads the request body, up to MaxBodyBytes, before the function
+// runs, so that a body too large is refused (413) whether or not it
+// declared its length (a chunked body does not), and before the function
+// does anything. It returns false when it has answered.
+func boundBody(w http.ResponseWriter, r *http.Request) bool {
+	if r.ContentLength > MaxBodyBytes {
+		writeJSON(w, http.StatusRequestEntityTooLarge, apiError{Code: "invalid_request", Description: "request body too large"})
+		return false
+	}
+	if r.ContentLength == 0 {
+		return true
+	}
+	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
+	if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
+		writeJSON(w, http.StatusRequestEntityTooLarge, apiError{Code: "invalid_request", Description: "request body too large"})
+		return false
+	}
+	if err != nil {
+		writeJSON(w, http.StatusBadRequest, apiError{Code: "invalid_request", Description: "the request body could not be read"})
+		return false
+	}
+	r.Body = io.NopCloser(bytes.NewReader(b))
+	return true
 }
 
 func methodNotAllowed(w http.ResponseWriter, allow string) {

@@ -53,7 +53,12 @@ const RetryUnavailable = 5 * time.Second
 
 // unavailable answers 503 with Retry-After: a dependency is briefly away.
 func unavailable(w http.ResponseWriter, r *http.Request, description string) {
-	retryAfter(w, RetryUnavailable)
+	unavailableFor(w, r, RetryUnavailable, description)
+}
+
+// unavailableFor is unavailable with Retry-After d.
+func unavailableFor(w http.ResponseWriter, r *http.Request, d time.Duration, description string) {
+	retryAfter(w, d)
 	fail(w, r, http.StatusServiceUnavailable, apiError{Code: "unavailable", Description: description})
 }
 

@@ -34,6 +34,7 @@ func TestKeyRotation_OldRecordsDecryptAndAreResealedOnNextWrite(t *testing.T) {
 
 	h.keys.set(keySet("k2", "k1", "k2")) // a new primary; k1 stays live
 	h.clock.Advance(h.cfg.SecretTTL + time.Second)
+	h.renewSecrets()
 	// The old session cookie and the old access token still open.
 	wantStatus(t, h.get("/ListMessages"), http.StatusOK)
 	if h.fake.Count(fakegoogle.CountTokenRefresh) != 0 {
@@ -54,6 +55,7 @@ func TestKeyRotation_OldRecordsDecryptAndAreResealedOnNextWrite(t *testing.T) {
 	// With k1 retired, everything still works.
 	h.keys.set(keySet("k2", "k2"))
 	h.clock.Advance(h.cfg.SecretTTL + time.Second)
+	h.renewSecrets()
 	h.jar = map[string]string{} // the k1 session cookie no longer opens
 	wantStatus(t, h.login(demo), http.StatusOK)
 	wantStatus(t, h.get("/ListMessages"), http.StatusOK)
@@ -65,6 +67,7 @@ func TestKeyRotation_CallbackReseals(t *testing.T) {
 	wantStatus(t, h.login(demo), http.StatusOK)
 	h.keys.set(keySet("k2", "k1", "k2"))
 	h.clock.Advance(h.cfg.SecretTTL + time.Second)
+	h.renewSecrets()
 	h.jar = map[string]string{}
 	wantStatus(t, h.login(demo), http.StatusOK) // no new refresh token: the stored one is kept, resealed
 	if r := h.record(demo); r.RefreshToken.KeyID != "k2" || len(h.fake.RefreshTokens(demo)) != 1 {
@@ -78,6 +81,7 @@ func TestKeyRemoved_LoginAsksForConsentInsteadOfFailing(t *testing.T) {
 	wantStatus(t, h.login(demo), http.StatusOK)
 	h.keys.set(keySet("k2", "k2")) // k1 removed while records still use it
 	h.clock.Advance(h.cfg.SecretTTL + time.Second)
+	h.renewSecrets()
 	h.jar = map[string]string{}
 
 	// Google sends no refresh token (the grant exists) and the stored one no

@@ -268,6 +268,7 @@ func TestListMessages_SessionSealedUnderOldKey_WorksAfterNewPrimaryKey(t *testin
 	}
 	h.keys.set(secWithKey(t, h.secKeys(), "k2", true))
 	h.clock.Advance(2 * time.Second) // past SecretTTL: the App reads the new key set
+	h.renewSecrets()
 
 	wantStatus(t, h.get("/ListMessages", "Accept", jsonAccept), http.StatusOK)
 	h.clock.Advance(time.Hour) // the stored access token (sealed under k1) expires: a refresh opens the k1 refresh token
@@ -286,6 +287,7 @@ func TestListMessages_SessionSealedUnderOldKey_WorksAfterNewPrimaryKey(t *testin
 	// Retiring k1 ends the sessions sealed under it.
 	h.keys.set(secWithoutKey(t, h.secKeys(), "k1"))
 	h.clock.Advance(2 * time.Second)
+	h.renewSecrets()
 	wantStatus(t, h.get("/ListMessages", "Accept", jsonAccept), http.StatusOK)
 	h.jar = map[string]string{secSessionCookie: old}
 	if e := decode[apiError](t, h.get("/ListMessages", "Accept", jsonAccept)); e.Code != "authorization_required" {

@@ -3,6 +3,7 @@
 package config
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -70,6 +71,7 @@ type Config struct {
 	MetadataConcurrency int // batch requests in flight for one format=metadata request
 	GmailBatchSize      int // messages.get calls in one batch request
 	GmailRetryBudget    time.Duration
+	GmailAttemptTimeout time.Duration // the deadline of one HTTP call to Gmail
 	LogLevel            slog.Level
 	LogFormat           string // json or text
 
@@ -101,7 +103,8 @@ var Variables = []struct{ Name, Default, Use string }{
 	{"SESSION_TTL", "168h", "lifetime of the session cookie"},
 	{"GMAIL_METADATA_CONCURRENCY", "2", "batch requests one format=metadata request has in flight at once"},
 	{"GMAIL_BATCH_SIZE", "50", "messages.get calls in one Gmail batch request for format=metadata (1 to 100)"},
-	{"GMAIL_RETRY_BUDGET", "20s", "total time one request may wait on Gmail retries"},
+	{"GMAIL_RETRY_BUDGET", "20s", "total time one request may lose to Gmail failing: waits before retries and for the quota, and the calls that failed; past it the answer is 503 unavailable (429 rate_limited) with Retry-After"},
+	{"GMAIL_ATTEMPT_TIMEOUT", "10s", "deadline of one HTTP call to Gmail (at most GMAIL_RETRY_BUDGET); a call past it fails and is retried only if the budget still holds the wait and another full call"},
 	{"LOG_LEVEL", "info", "debug, info, warn or error"},
 	{"LOG_FORMAT", "json", "json (Cloud Logging's) or text (short lines for a terminal, the local runner's default)"},
 	{"GOOGLE_AUTH_URL", GoogleAuthURL, "Google authorization endpoint"},
@@ -139,6 +142,7 @@ func FromEnv(getenv func(string) string) (Config, error) {
 		MetadataConcurrency: r.intIn("GMAIL_METADATA_CONCURRENCY", 2, 1, 100),
 		GmailBatchSize:      r.intIn("GMAIL_BATCH_SIZE", 50, 1, 100),
 		GmailRetryBudget:    r.duration("GMAIL_RETRY_BUDGET", 20*time.Second),
+		GmailAttemptTimeout: r.duration("GMAIL_ATTEMPT_TIMEOUT", 10*time.Second),
 		LogLevel:            r.level("LOG_LEVEL"),
 		LogFormat:           r.oneOf("LOG_FORMAT", "json", "json", "text"),
 		Endpoints: Endpoints{
@@ -176,6 +180,10 @@ func FromEnv(getenv func(string) string) (Config, error) {
 	}
 	if c.SecretTTL <= 0 || c.SessionTTL <= 0 || c.GmailRetryBudget < 0 {
 		r.fail("SECRET_TTL/SESSION_TTL/GMAIL_RETRY_BUDGET", "must be positive")
+	}
+	// GMAIL_RETRY_BUDGET=0 is the Gmail client's default budget, 20 s.
+	if budget := cmp.Or(c.GmailRetryBudget, 20*time.Second); c.GmailAttemptTimeout <= 0 || c.GmailAttemptTimeout > budget {
+		r.fail("GMAIL_ATTEMPT_TIMEOUT", "must be positive and at most GMAIL_RETRY_BUDGET, so that a Gmail that does not answer is answered 503 within the budget")
 	}
 	if c.StoreTimeout <= 0 || c.StoreTimeout > 30*time.Second {
 		r.fail("STORE_TIMEOUT", "must be positive and at most 30s (well inside the function's timeout)")

@@ -26,7 +26,8 @@ func TestFromEnv_ProductionDefaults(t *testing.T) {
 	}
 	if c.Store != StoreFirestore || c.FirestoreCollection != "gmail_tokens" || c.ListAuthMode != AuthSession ||
 		c.Endpoints.TokenURL != GoogleTokenURL || c.SecretTTL != 5*time.Minute || c.GmailScope != GmailReadonly ||
-		c.GmailBatchSize != 50 || c.MetadataConcurrency != 2 || c.StoreTimeout != 3*time.Second || c.LogFormat != "json" {
+		c.GmailBatchSize != 50 || c.MetadataConcurrency != 2 || c.StoreTimeout != 3*time.Second || c.LogFormat != "json" ||
+		c.GmailRetryBudget != 20*time.Second || c.GmailAttemptTimeout != 10*time.Second {
 		t.Fatalf("defaults: %+v", c)
 	}
 	if c.ListMessagesURL != "https://r-p.cloudfunctions.net/ListMessages" {
@@ -58,6 +59,9 @@ func TestFromEnv_ErrorsNameTheVariable(t *testing.T) {
 		{"bad duration", map[string]string{"SECRET_TTL": "five"}, "SECRET_TTL"},
 		{"no store budget", map[string]string{"STORE_TIMEOUT": "0s"}, "STORE_TIMEOUT"},
 		{"store budget past the function's timeout", map[string]string{"STORE_TIMEOUT": "2m"}, "STORE_TIMEOUT"},
+		{"no Gmail attempt timeout", map[string]string{"GMAIL_ATTEMPT_TIMEOUT": "0s"}, "GMAIL_ATTEMPT_TIMEOUT"},
+		{"Gmail attempt timeout past the retry budget", map[string]string{"GMAIL_RETRY_BUDGET": "5s", "GMAIL_ATTEMPT_TIMEOUT": "6s"}, "GMAIL_ATTEMPT_TIMEOUT"},
+		{"Gmail attempt timeout past the default retry budget", map[string]string{"GMAIL_ATTEMPT_TIMEOUT": "21s"}, "GMAIL_ATTEMPT_TIMEOUT"},
 		{"concurrency out of range", map[string]string{"GMAIL_METADATA_CONCURRENCY": "0"}, "GMAIL_METADATA_CONCURRENCY"},
 		{"batch size 0", map[string]string{"GMAIL_BATCH_SIZE": "0"}, "GMAIL_BATCH_SIZE"},
 		{"batch size over Gmail's 100", map[string]string{"GMAIL_BATCH_SIZE": "101"}, "GMAIL_BATCH_SIZE"},

@@ -18,7 +18,9 @@ import (
 	"crypto/rand"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -82,6 +84,14 @@ type Options struct {
 	// together while the batch is served. Default
 	// DefaultGmailConcurrentRequests; negative disables the limit.
 	GmailConcurrentRequests int
+	// RotateRefreshTokens makes every refresh answer with a new refresh
+	// token and kill the one used, as providers that rotate refresh tokens
+	// do (RFC 6749 section 6). Google does not.
+	RotateRefreshTokens bool
+	// OmitScope leaves scope out of token responses, which RFC 6749
+	// section 5.1 allows when it equals the scopes requested. Google always
+	// sends it.
+	OmitScope bool
 	// StateFile, when set, makes the fake durable across restarts. Open
 	// loads from it the users and their granted scopes, the refresh tokens
 	// (live and dead) and access tokens, mailboxes set with SetMailbox, the
@@ -103,6 +113,9 @@ type Server struct {
 	formKey []byte // authenticates consent form state and Gmail page tokens
 	// signingKeyDER is signer's key in PKCS #8 form, for the state file.
 	signingKeyDER []byte
+	// gmailDelay is slept before serving each Gmail API request; see
+	// SetGmailLatency.
+	gmailDelay atomic.Int64
 
 	mu            sync.Mutex
 	users         map[string]*user // by normalized email
@@ -202,9 +215,15 @@ func (s *Server) routes() {
 	s.mux = m
 }
 
-// ServeHTTP sleeps Options.Latency, then answers r as Google would.
+// ServeHTTP sleeps Options.Latency (and a Gmail API request the latency
+// set with SetGmailLatency), then answers r as Google would. A client that
+// gives up meanwhile gets nothing.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if d := s.opts.Latency; d > 0 {
+	d := s.opts.Latency
+	if isGmail(r.URL.Path) {
+		d += time.Duration(s.gmailDelay.Load())
+	}
+	if d > 0 {
 		t := time.NewTimer(d)
 		select {
 		case <-t.C:
@@ -214,6 +233,16 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	s.mux.ServeHTTP(w, r)
+}
+
+// SetGmailLatency makes every Gmail API request from now on (direct or
+// batch) wait d before it is served, on top of Options.Latency; a d longer
+// than the client waits is a Gmail that does not answer. 0 ends it.
+func (s *Server) SetGmailLatency(d time.Duration) { s.gmailDelay.Store(int64(d)) }
+
+// isGmail reports whether path is one of the Gmail API's.
+func isGmail(path string) bool {
+	return strings.HasPrefix(path, "/gmail/") || strings.HasPrefix(path, "/batch/gmail/")
 }
 
 // ClientID returns the OAuth client ID the fake accepts.

@@ -18,7 +18,7 @@ type tokenResponse struct {
 	AccessToken  string `json:"access_token"`
 	ExpiresIn    int    `json:"expires_in"`
 	RefreshToken string `json:"refresh_token,omitempty"`
-	Scope        string `json:"scope"`
+	Scope        string `json:"scope,omitempty"`
 	TokenType    string `json:"token_type"`
 	IDToken      string `json:"id_token,omitempty"`
 }
@@ -200,7 +200,7 @@ func (s *Server) redeemCode(codeValue, redirectURI, verifier string) (issued, *t
 }
 
 // refreshAccess answers grant_type=refresh_token. Google never returns a new
-// refresh token here.
+// refresh token here; with Options.RotateRefreshTokens the fake does.
 func (s *Server) refreshAccess(form url.Values) (*tokenResponse, *tokenFailure) {
 	value := form.Get("refresh_token")
 	if value == "" {
@@ -213,7 +213,8 @@ func (s *Server) refreshAccess(form url.Values) (*tokenResponse, *tokenFailure) 
 	return s.tokenResponse(is)
 }
 
-// useRefreshToken issues an access token for a live refresh token.
+// useRefreshToken issues an access token for a live refresh token, and with
+// Options.RotateRefreshTokens a refresh token in place of the one used.
 func (s *Server) useRefreshToken(value string) (issued, *tokenFailure) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -229,6 +230,10 @@ func (s *Server) useRefreshToken(value string) (issued, *tokenFailure) {
 	rt.lastUsed = now
 	u := s.userLocked(rt.email)
 	is := issued{user: u, scopes: rt.scopes, accessToken: s.issueAccessLocked(u, rt.scopes).value}
+	if s.opts.RotateRefreshTokens {
+		rt.dead = true
+		is.refreshToken = s.issueRefreshLocked(u, rt.scopes).value
+	}
 	if err := s.saveLocked(); err != nil {
 		return issued{}, internalFailure(err)
 	}
@@ -244,6 +249,9 @@ func (s *Server) tokenResponse(is issued) (*tokenResponse, *tokenFailure) {
 		RefreshToken: is.refreshToken,
 		Scope:        strings.Join(is.scopes, " "),
 		TokenType:    "Bearer",
+	}
+	if s.opts.OmitScope {
+		resp.Scope = ""
 	}
 	if scopeSet(is.scopes)[OpenIDScope] {
 		idt, err := s.idToken(is.user, is.scopes, is.nonce, is.accessToken)

@@ -413,3 +413,48 @@ func TestLatencyIsAppliedAndRespectsCancellation(t *testing.T) {
 		t.Fatalf("cancelled request: err = %v, want deadline exceeded", err)
 	}
 }
+
+func TestTokenEndpointSwitches(t *testing.T) {
+	tests := []struct {
+		name        string
+		opts        Options
+		wantScope   bool // scope present in both answers
+		wantRotated bool // the refresh answers with a new refresh token, and the one used dies
+	}{
+		{"Google: scope always, no rotation", Options{}, true, false},
+		{"OmitScope", Options{OmitScope: true}, false, false},
+		{"RotateRefreshTokens", Options{RotateRefreshTokens: true}, true, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := newHarness(t, tt.opts)
+			code, verifier := h.code(t, consent{}, oauth2.AccessTypeOffline)
+			_, first := h.tokenForm(t, url.Values{
+				"grant_type": {"authorization_code"}, "code": {code}, "redirect_uri": {testRedirectURI}, "code_verifier": {verifier},
+			})
+			used, _ := first["refresh_token"].(string)
+			status, second := h.tokenForm(t, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {used}})
+			if status != 200 {
+				t.Fatalf("refresh: %d %v", status, second)
+			}
+			for what, body := range map[string]map[string]any{"code exchange": first, "refresh": second} {
+				if _, ok := body["scope"]; ok != tt.wantScope {
+					t.Errorf("%s: scope present = %v, want %v", what, ok, tt.wantScope)
+				}
+			}
+			rotated, _ := second["refresh_token"].(string)
+			if (rotated != "") != tt.wantRotated || rotated == used {
+				t.Fatalf("refresh answered refresh_token %q (used %q); want a new one: %v", rotated, used, tt.wantRotated)
+			}
+			status, third := h.tokenForm(t, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {used}})
+			if usedLives := status == 200; usedLives == tt.wantRotated {
+				t.Errorf("the refresh token used, refreshed again: %d %v; want it dead: %v", status, third, tt.wantRotated)
+			}
+			if tt.wantRotated {
+				if status, body := h.tokenForm(t, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {rotated}}); status != 200 {
+					t.Errorf("the rotated refresh token: %d %v; want it live", status, body)
+				}
+			}
+		})
+	}
+}

@@ -41,6 +41,10 @@ const (
 	// DefaultRetryBudget is Options.RetryBudget when zero: well under a
 	// function's 60 s timeout.
 	DefaultRetryBudget = 20 * time.Second
+	// DefaultAttemptTimeout is Options.AttemptTimeout when zero: many times
+	// what Gmail's slowest ordinary answers take (a search over a large
+	// mailbox, a batch of gets), and half the default budget.
+	DefaultAttemptTimeout = 10 * time.Second
 	// DefaultQuotaPerMinute is Gmail's per-user quota in units per minute.
 	DefaultQuotaPerMinute = 6000
 )
@@ -120,11 +124,18 @@ type Options struct {
 	// RetryBase is the first backoff; it doubles at each retry.
 	// Default DefaultRetryBase.
 	RetryBase time.Duration
-	// RetryBudget bounds the total time one List call spends waiting, on
-	// retries and on the quota. Concurrent waits are all counted, so the
+	// RetryBudget bounds the total time one List call loses to Gmail
+	// failing: the waits before retries and for the quota, and the calls
+	// that failed. Concurrent waits and calls are all counted, so the
 	// budget is conservative. No wait goes past the context's deadline
 	// either. Default DefaultRetryBudget.
 	RetryBudget time.Duration
+	// AttemptTimeout is the deadline of one HTTP call to Gmail, whatever
+	// the call. A call that times out is retried only if the budget still
+	// holds the wait and another call of AttemptTimeout, so that a Gmail
+	// that does not answer costs at most the budget (with an
+	// AttemptTimeout no longer than it). Default DefaultAttemptTimeout.
+	AttemptTimeout time.Duration
 	// QuotaPerMinute is the number of Gmail quota units this instance may
 	// spend per user and minute (list costs 5, get costs 20).
 	// Default DefaultQuotaPerMinute; negative disables the accounting.
@@ -147,6 +158,7 @@ type Client struct {
 	concurrency int
 	retryBase   time.Duration
 	retryBudget time.Duration
+	attempt     time.Duration // the deadline of one HTTP call
 	now         func() time.Time
 	sleep       func(context.Context, time.Duration) error
 	quota       *quota // nil when disabled
@@ -160,6 +172,7 @@ func New(opts Options) *Client {
 		concurrency: opts.MetadataConcurrency,
 		retryBase:   opts.RetryBase,
 		retryBudget: opts.RetryBudget,
+		attempt:     opts.AttemptTimeout,
 		now:         opts.Now,
 		sleep:       opts.Sleep,
 	}
@@ -185,6 +198,9 @@ func New(opts Options) *Client {
 	}
 	if c.retryBudget <= 0 {
 		c.retryBudget = DefaultRetryBudget
+	}
+	if c.attempt <= 0 {
+		c.attempt = DefaultAttemptTimeout
 	}
 	if c.now == nil {
 		c.now = time.Now
@@ -212,6 +228,7 @@ func (c *Client) List(ctx context.Context, hc *http.Client, user string, q Query
 	if hc == nil {
 		return nil, errors.New("messages: nil *http.Client")
 	}
+	hc = c.withAttemptTimeout(hc)
 	r := &run{c: c, hc: hc, user: user, budget: budget{left: c.retryBudget}}
 	q = normalize(q)
 
@@ -233,6 +250,18 @@ func (c *Client) List(ctx context.Context, hc *http.Client, user string, q Query
 		}
 	}
 	return page, nil
+}
+
+// withAttemptTimeout returns hc, or a copy of it, whose every request ends
+// within the attempt timeout: each HTTP call to Gmail, whichever method
+// makes it, has a deadline of its own.
+func (c *Client) withAttemptTimeout(hc *http.Client) *http.Client {
+	if hc.Timeout > 0 && hc.Timeout <= c.attempt {
+		return hc
+	}
+	cp := *hc
+	cp.Timeout = c.attempt
+	return &cp
 }
 
 // messageURL is the URL of users.messages.get with format=metadata for the

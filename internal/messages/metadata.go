@@ -49,6 +49,7 @@ func (r *run) addMetadata(ctx context.Context, msgs []Message) ([]Message, error
 	}
 	refreshed := false
 	for attempt := 0; len(pending) > 0; {
+		start := r.c.now()
 		res, err := r.round(ctx, msgs, pending)
 		if err != nil {
 			return nil, err
@@ -70,7 +71,7 @@ func (r *run) addMetadata(ctx context.Context, msgs []Message) ([]Message, error
 		}
 		wait := max(res.asked, r.c.backoff(attempt))
 		attempt++
-		if !r.budget.take(ctx, wait) {
+		if !r.retryFits(ctx, r.c.now().Sub(start), wait) {
 			return nil, &RetryError{Status: res.status, RetryAfter: wait, Err: fmt.Errorf("gmail %s: %w", getMethod, res.last)}
 		}
 		if err := r.c.sleep(ctx, wait); err != nil {

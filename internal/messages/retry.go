@@ -45,6 +45,14 @@ func (b *budget) take(ctx context.Context, d time.Duration) bool {
 	return true
 }
 
+// spend counts d, the time a failed call took, against the budget, even
+// past what is left.
+func (b *budget) spend(d time.Duration) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.left -= d
+}
+
 // fits reports whether d is within what is left of the budget and ctx's
 // deadline, without taking it.
 func (b *budget) fits(ctx context.Context, d time.Duration) bool {
@@ -77,6 +85,7 @@ func (r *run) do(ctx context.Context, method string, cost int, call func() error
 		if err := r.charge(ctx, cost, 1); err != nil {
 			return err
 		}
+		start := r.c.now()
 		err := call()
 		if err == nil {
 			return nil
@@ -85,18 +94,32 @@ func (r *run) do(ctx context.Context, method string, cost int, call func() error
 		if ctxErr := ctx.Err(); ctxErr != nil {
 			return fmt.Errorf("messages: gmail %s: %w", method, ctxErr)
 		}
-		status, asked, retry := retryable(err, r.c.now())
+		now := r.c.now()
+		status, asked, retry := retryable(err, now)
 		if !retry {
 			return classify(method, err)
 		}
 		wait := max(asked, r.c.backoff(attempt))
-		if !r.budget.take(ctx, wait) {
+		if !r.retryFits(ctx, now.Sub(start), wait) {
 			return &RetryError{Status: status, RetryAfter: wait, Err: fmt.Errorf("gmail %s: %w", method, err)}
 		}
 		if err := r.c.sleep(ctx, wait); err != nil {
 			return fmt.Errorf("messages: waiting to retry gmail %s: %w", method, err)
 		}
 	}
+}
+
+// retryFits counts took, the time of calls that failed, against the
+// budget, and takes wait from it if it holds the wait and, after calls that
+// ran out of time (they may well do so again), another whole call. It
+// reports false, having taken nothing, when it does not.
+func (r *run) retryFits(ctx context.Context, took, wait time.Duration) bool {
+	r.budget.spend(took)
+	need := wait
+	if took >= r.c.attempt {
+		need += r.c.attempt
+	}
+	return r.budget.fits(ctx, need) && r.budget.take(ctx, wait)
 }
 
 // charge waits until the user's quota has n calls of cost units each for

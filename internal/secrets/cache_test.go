@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -78,9 +79,9 @@ func TestCache_Timeline(t *testing.T) {
 		advance   time.Duration
 		data      string // what the source holds from this step on
 		err       error
-		want      string
+		want      string // what Get returns, at once unless it must wait
 		wantErr   bool
-		wantCalls int // fetches so far
+		wantCalls int // fetches so far, background ones finished
 	}
 	tests := []struct {
 		name  string
@@ -94,28 +95,35 @@ func TestCache_Timeline(t *testing.T) {
 			},
 		},
 		{
-			name: "after TTL a rotated value is read",
+			name: "after TTL the held value is served and a rotated one fetched in the background",
 			steps: []step{
 				{data: "v1", want: "v1", wantCalls: 1},
-				{advance: ttl, data: "v2", want: "v2", wantCalls: 2},
+				{advance: ttl, data: "v2", want: "v1", wantCalls: 2},
+				{data: "v2", want: "v2", wantCalls: 2},
+				{advance: ttl - time.Second, data: "v3", want: "v2", wantCalls: 2},
 			},
 		},
 		{
-			name: "source fails after TTL: serves stale value, retries after the interval",
+			name: "source fails after TTL: serves the held value, retries after 2 s, 4 s, 8 s",
 			steps: []step{
 				{data: "v1", want: "v1", wantCalls: 1},
 				{advance: ttl, err: errDown, want: "v1", wantCalls: 2},
-				{advance: 4 * time.Second, err: errDown, want: "v1", wantCalls: 2},
-				{advance: time.Second, err: errDown, want: "v1", wantCalls: 3},
-				{advance: 5 * time.Second, data: "v2", want: "v2", wantCalls: 4},
-				{advance: time.Second, data: "v3", want: "v2", wantCalls: 4},
+				{advance: 2*time.Second - 1, err: errDown, want: "v1", wantCalls: 2},
+				{advance: 1, err: errDown, want: "v1", wantCalls: 3},
+				{advance: 4*time.Second - 1, err: errDown, want: "v1", wantCalls: 3},
+				{advance: 1, err: errDown, want: "v1", wantCalls: 4},
+				{advance: 8*time.Second - 1, data: "v2", want: "v1", wantCalls: 4},
+				{advance: 1, data: "v2", want: "v1", wantCalls: 5},
+				{data: "v2", want: "v2", wantCalls: 5},
+				{advance: time.Second, data: "v3", want: "v2", wantCalls: 5},
 			},
 		},
 		{
-			name: "parse fails after TTL: serves stale value",
+			name: "parse fails after TTL: serves the held value",
 			steps: []step{
 				{data: "v1", want: "v1", wantCalls: 1},
 				{advance: ttl, data: "", want: "v1", wantCalls: 2},
+				{data: "", want: "v1", wantCalls: 2},
 			},
 		},
 		{
@@ -123,14 +131,40 @@ func TestCache_Timeline(t *testing.T) {
 			steps: []step{
 				{err: errDown, wantErr: true, wantCalls: 1},
 				{advance: time.Second, data: "v1", wantErr: true, wantCalls: 1},
-				{advance: 4 * time.Second, data: "v1", want: "v1", wantCalls: 2},
+				{advance: time.Second, data: "v1", want: "v1", wantCalls: 2},
+			},
+		},
+		{
+			name: "never loaded: the interval does not grow, nothing else can be served",
+			steps: []step{
+				{err: errDown, wantErr: true, wantCalls: 1},
+				{advance: 2 * time.Second, err: errDown, wantErr: true, wantCalls: 2},
+				{advance: 2 * time.Second, err: errDown, wantErr: true, wantCalls: 3},
+				{advance: 2 * time.Second, data: "v1", want: "v1", wantCalls: 4},
 			},
 		},
 		{
 			name: "never parsed: error, recovers later",
 			steps: []step{
 				{data: "", wantErr: true, wantCalls: 1},
-				{advance: 5 * time.Second, data: "v1", want: "v1", wantCalls: 2},
+				{advance: 2 * time.Second, data: "v1", want: "v1", wantCalls: 2},
+			},
+		},
+		{
+			name: "idle past TTL plus StaleGrace: the next Get waits for the renewal",
+			steps: []step{
+				{data: "v1", want: "v1", wantCalls: 1},
+				{advance: ttl + 31*time.Second, data: "v2", want: "v2", wantCalls: 2},
+			},
+		},
+		{
+			name: "idle past TTL plus StaleGrace, source failing: one Get waits, then the held value is served at once",
+			steps: []step{
+				{data: "v1", want: "v1", wantCalls: 1},
+				{advance: ttl + 31*time.Second, err: errDown, want: "v1", wantCalls: 2},
+				{advance: time.Second, err: errDown, want: "v1", wantCalls: 2},
+				{advance: time.Second, data: "v2", want: "v1", wantCalls: 3},
+				{data: "v2", want: "v2", wantCalls: 3},
 			},
 		},
 	}
@@ -140,10 +174,12 @@ func TestCache_Timeline(t *testing.T) {
 			clk := &clock{t: time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)}
 			c := secrets.NewCache(src, parseString, ttl)
 			c.Now = clk.Now
+			secrets.NoJitter(c)
 			for i, s := range tt.steps {
 				clk.advance(s.advance)
 				src.set(s.data, s.err)
 				got, err := c.Get(t.Context())
+				c.Wait()
 				if (err != nil) != s.wantErr {
 					t.Fatalf("step %d: Get error = %v, want error %v", i, err, s.wantErr)
 				}
@@ -155,6 +191,86 @@ func TestCache_Timeline(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+func TestCache_FailuresInARow_WaitDoublesUpToMaxRetryInterval(t *testing.T) {
+	src := &source{data: "v1"}
+	clk := &clock{t: time.Unix(0, 0)}
+	c := secrets.NewCache(src, parseString, time.Minute)
+	c.Now = clk.Now
+	secrets.NoJitter(c)
+	c.Get(t.Context())
+	clk.advance(time.Minute)
+	src.set("", errDown)
+	var waits []time.Duration
+	for range 8 {
+		before := src.count()
+		for d := time.Duration(0); ; d += time.Second {
+			if got, err := c.Get(t.Context()); err != nil || got != "v1" {
+				t.Fatalf("Get = %q, %v while failing; want the held v1 at once", got, err)
+			}
+			c.Wait()
+			if src.count() > before {
+				waits = append(waits, d)
+				break
+			}
+			clk.advance(time.Second)
+		}
+	}
+	want := []time.Duration{0, 2 * time.Second, 4 * time.Second, 8 * time.Second, 16 * time.Second, 32 * time.Second, time.Minute, time.Minute}
+	if !slices.Equal(waits, want) {
+		t.Errorf("waits between fetches %v, want %v", waits, want)
+	}
+}
+
+// TestCache_PastTTL_ServesAtOnceWhileTheRenewalHangs: concurrent Gets of a
+// value past its TTL all return it without waiting for the source, which
+// sees one fetch.
+func TestCache_PastTTL_ServesAtOnceWhileTheRenewalHangs(t *testing.T) {
+	g := newGate()
+	clk := &clock{t: time.Unix(0, 0)}
+	c := secrets.NewCache(g, parseString, time.Minute)
+	c.Now = clk.Now
+	go func() { <-g.started; g.release <- struct{}{} }() // the first fetch only
+	if got, err := c.Get(t.Context()); err != nil || got != "v1" {
+		t.Fatalf("first Get = %q, %v", got, err)
+	}
+	clk.advance(time.Minute)
+	var wg sync.WaitGroup
+	for range 20 {
+		wg.Go(func() {
+			if got, err := c.Get(t.Context()); err != nil || got != "v1" {
+				t.Errorf("Get past TTL = %q, %v; want v1", got, err)
+			}
+		})
+	}
+	wg.Wait() // before the renewal is released: no Get waited for it
+	<-g.started
+	close(g.release)
+	c.Wait()
+	if got := g.calls.Load(); got != 2 {
+		t.Errorf("fetches = %d, want 2: the first and one renewal", got)
+	}
+}
+
+func TestCache_Prefetch_StartsTheFetchAGetThenShares(t *testing.T) {
+	g := newGate()
+	c := secrets.NewCache(g, parseString, time.Minute)
+	c.Prefetch(t.Context()) // returns without waiting
+	<-g.started
+	got := make(chan string, 1)
+	go func() {
+		v, _ := c.Get(t.Context())
+		got <- v
+	}()
+	time.Sleep(20 * time.Millisecond)
+	close(g.release)
+	if v := <-got; v != "v1" {
+		t.Errorf("Get after Prefetch = %q, want v1", v)
+	}
+	if n := g.calls.Load(); n != 1 {
+		t.Errorf("fetches = %d, want 1", n)
 	}
 }
 
@@ -226,6 +342,7 @@ func TestCache_OnError_SeesFailuresHiddenByStaleValue(t *testing.T) {
 	if got, err := c.Get(t.Context()); err != nil || got != "v1" {
 		t.Fatalf("Get = %q, %v; want stale v1", got, err)
 	}
+	c.Wait()
 	if len(seen) != 1 || !errors.Is(seen[0], errDown) {
 		t.Errorf("OnError saw %v, want one error wrapping %v", seen, errDown)
 	}

@@ -99,7 +99,8 @@ func TestSecretManager_Fetch_InvalidNameFailsWithoutRPC(t *testing.T) {
 
 // TestCache_SecretManager_RotationAndOutage runs a cache over the real
 // client against the fake service: a new version is picked up after the
-// TTL, an outage serves the held value, and a disabled version falls back.
+// TTL (served from the next Get on, the renewal being in the background),
+// an outage serves the held value, and a disabled version falls back.
 func TestCache_SecretManager_RotationAndOutage(t *testing.T) {
 	srv := fakesecretmanager.Start(t)
 	srv.AddVersion("oauth-client", []byte("v1"))
@@ -107,6 +108,7 @@ func TestCache_SecretManager_RotationAndOutage(t *testing.T) {
 	c := secrets.NewCache(secrets.SecretManager{Client: srv.Client(t.Context(), t), Name: latest}, parseString, time.Minute)
 	c.Now = clk.Now
 	c.FetchTimeout = 300 * time.Millisecond // the client retries Unavailable until then
+	secrets.NoJitter(c)
 
 	get := func(want string) {
 		t.Helper()
@@ -114,16 +116,18 @@ func TestCache_SecretManager_RotationAndOutage(t *testing.T) {
 		if err != nil || got != want {
 			t.Fatalf("Get = %q, %v; want %q", got, err, want)
 		}
+		c.Wait()
 	}
 	get("v1")
 	v2 := srv.AddVersion("oauth-client", []byte("v2"))
 	get("v1") // within TTL
 	clk.advance(time.Minute)
+	get("v1") // past TTL: served, and renewed in the background
 	get("v2")
 
 	srv.SetDown(true)
 	clk.advance(time.Minute)
-	get("v2") // stale during the outage
+	get("v2") // held during the outage
 	before := srv.AccessCount()
 	clk.advance(time.Second)
 	get("v2")
@@ -137,6 +141,7 @@ func TestCache_SecretManager_RotationAndOutage(t *testing.T) {
 		t.Fatal(err)
 	}
 	clk.advance(5 * time.Second)
+	get("v2")
 	get("v1")
 }
 

@@ -48,6 +48,12 @@ type Record struct {
 	UpdatedAt   time.Time
 	RefreshedAt time.Time // last access-token refresh
 
+	// RefreshLease, until it ends, says that one instance is refreshing the
+	// access token and will write it back: the others wait for that rather
+	// than call Google too. The store's SetLease takes and releases it;
+	// SaveAccess ends it.
+	RefreshLease Lease
+
 	// Version identifies the stored revision, for conditional writes. The
 	// store sets it on every read and write; callers only pass it back.
 	Version time.Time
@@ -131,21 +137,44 @@ func (g Grant) Apply(cur *Record, now time.Time) *Record {
 }
 
 // AccessUpdate is the write-back after a refresh: the new access token and,
-// when the refresh token was sealed under a retired key, the refresh token
-// sealed again under the primary key.
+// when the refresh token was sealed under a retired key or the token
+// endpoint rotated it, the refresh token to keep. It also ends the refresh
+// lease.
 type AccessUpdate struct {
 	AccessToken       keyring.Sealed
 	AccessTokenExpiry time.Time
 	RefreshedAt       time.Time
 	RefreshToken      *keyring.Sealed // nil: leave the stored refresh token as it is
+	// RefreshTokenIssuedAt goes with a rotated RefreshToken; zero leaves
+	// the stored time (a refresh token sealed again is the same token).
+	RefreshTokenIssuedAt time.Time
 }
 
 // Apply returns cur with u applied.
 func (u AccessUpdate) Apply(cur Record) Record {
 	cur.AccessToken, cur.AccessTokenExpiry = u.AccessToken, u.AccessTokenExpiry
 	cur.RefreshedAt, cur.UpdatedAt = u.RefreshedAt, u.RefreshedAt
+	cur.RefreshLease = Lease{}
 	if u.RefreshToken != nil {
 		cur.RefreshToken = *u.RefreshToken
+		if !u.RefreshTokenIssuedAt.IsZero() {
+			cur.RefreshTokenIssuedAt = u.RefreshTokenIssuedAt
+		}
 	}
 	return cur
+}
+
+// Lease is an instance's claim to refresh a record's access token. The zero
+// Lease is none.
+type Lease struct {
+	// Holder names the claim: random for each one taken, so that taking a
+	// lease always changes the record, even when Until repeats.
+	Holder string
+	Until  time.Time
+}
+
+// Leased reports whether, at now, an instance holds the lease to refresh
+// the record's access token.
+func (r *Record) Leased(now time.Time) bool {
+	return r != nil && now.Before(r.RefreshLease.Until)
 }

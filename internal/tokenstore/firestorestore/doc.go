@@ -24,6 +24,7 @@ type tokenDoc struct {
 	CreatedAt            time.Time  `firestore:"created_at,omitempty"`
 	UpdatedAt            time.Time  `firestore:"updated_at,omitempty"`
 	RefreshedAt          time.Time  `firestore:"refreshed_at,omitempty"`
+	RefreshLease         *leaseDoc  `firestore:"refresh_lease,omitempty"`
 	Status               string     `firestore:"status"`
 }
 
@@ -47,7 +48,7 @@ func toDoc(r *tokenstore.Record) *tokenDoc {
 		AccessTokenExpiry: stored(r.AccessTokenExpiry), RefreshTokenIssuedAt: stored(r.RefreshTokenIssuedAt),
 		GrantedAt: stored(r.GrantedAt), CreatedAt: stored(r.CreatedAt),
 		UpdatedAt: stored(r.UpdatedAt), RefreshedAt: stored(r.RefreshedAt),
-		Status: string(r.Status),
+		RefreshLease: toLeaseDoc(r.RefreshLease), Status: string(r.Status),
 	}
 }
 
@@ -59,7 +60,7 @@ func fromDoc(sub string, d *tokenDoc) *tokenstore.Record {
 		RefreshToken: d.RefreshToken.sealed(), AccessToken: d.AccessToken.sealed(),
 		AccessTokenExpiry: d.AccessTokenExpiry, RefreshTokenIssuedAt: d.RefreshTokenIssuedAt,
 		GrantedAt: d.GrantedAt, CreatedAt: d.CreatedAt, UpdatedAt: d.UpdatedAt, RefreshedAt: d.RefreshedAt,
-		Status: tokenstore.Status(d.Status),
+		RefreshLease: d.RefreshLease.lease(), Status: tokenstore.Status(d.Status),
 	}
 	if len(r.Scopes) == 0 {
 		r.Scopes = nil
@@ -91,6 +92,35 @@ func (s *sealedDoc) sealed() keyring.Sealed {
 		return keyring.Sealed{}
 	}
 	return keyring.Sealed{KeyID: s.KeyID, Ciphertext: s.Ciphertext}
+}
+
+// leaseDoc is a refresh lease: who holds it and until when.
+type leaseDoc struct {
+	Holder string    `firestore:"holder"`
+	Until  time.Time `firestore:"until"`
+}
+
+func toLeaseDoc(l tokenstore.Lease) *leaseDoc {
+	if l == (tokenstore.Lease{}) {
+		return nil
+	}
+	return &leaseDoc{Holder: l.Holder, Until: stored(l.Until)}
+}
+
+func (l *leaseDoc) lease() tokenstore.Lease {
+	if l == nil {
+		return tokenstore.Lease{}
+	}
+	return tokenstore.Lease{Holder: l.Holder, Until: l.Until}
+}
+
+// leaseValue gives the value of a lease update: the stored form, or
+// firestore.Delete for none.
+func leaseValue(l tokenstore.Lease) any {
+	if d := toLeaseDoc(l); d != nil {
+		return d
+	}
+	return firestore.Delete
 }
 
 // stored returns t as Firestore keeps it: in UTC, to the microsecond.

@@ -6,7 +6,9 @@
 package firestorestore
 
 import (
+	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -60,11 +62,15 @@ func New(client *firestore.Client, collection string) *Store {
 // before anything else: the client library retries an unavailable Firestore
 // for as long as the context lives, and a request's context may have no end.
 func (s *Store) bound(ctx context.Context) (context.Context, context.CancelFunc) {
-	d := s.Timeout
-	if d <= 0 {
-		d = DefaultTimeout
+	return context.WithTimeout(ctx, s.timeout())
+}
+
+// timeout is the store's time budget per call.
+func (s *Store) timeout() time.Duration {
+	if s.Timeout <= 0 {
+		return DefaultTimeout
 	}
-	return context.WithTimeout(ctx, d)
+	return s.Timeout
 }
 
 func (s *Store) doc(sub string) *firestore.DocumentRef {
@@ -182,9 +188,9 @@ func (s *Store) Update(ctx context.Context, sub string, fn func(cur *tokenstore.
 }
 
 // SaveAccess applies u to the user's record in one conditional write, if the
-// stored record's Version still equals version. Otherwise (the record
-// changed, or was deleted) it returns tokenstore.ErrConflict and changes
-// nothing. It makes one Commit call.
+// stored record's Version still equals version, ending any refresh lease.
+// Otherwise (the record changed, or was deleted) it returns
+// tokenstore.ErrConflict and changes nothing. It makes one Commit call.
 func (s *Store) SaveAccess(ctx context.Context, sub string, version time.Time, u tokenstore.AccessUpdate) error {
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
@@ -193,20 +199,95 @@ func (s *Store) SaveAccess(ctx context.Context, sub string, version time.Time, u
 		{Path: "access_token_expiry", Value: timeValue(u.AccessTokenExpiry)},
 		{Path: "refreshed_at", Value: timeValue(u.RefreshedAt)},
 		{Path: "updated_at", Value: timeValue(u.RefreshedAt)},
+		{Path: "refresh_lease", Value: firestore.Delete},
 	}
 	if u.RefreshToken != nil {
 		updates = append(updates, firestore.Update{Path: "refresh_token", Value: sealedValue(*u.RefreshToken)})
+		if !u.RefreshTokenIssuedAt.IsZero() {
+			updates = append(updates, firestore.Update{Path: "refresh_token_issued_at", Value: timeValue(u.RefreshTokenIssuedAt)})
+		}
 	}
-	_, err := s.doc(sub).Update(ctx, updates, firestore.LastUpdateTime(version))
-	switch status.Code(err) {
-	case codes.OK:
-		return nil
-	case codes.FailedPrecondition, codes.NotFound:
-		return tokenstore.ErrConflict
-	default:
+	_, err := s.conditional(ctx, sub, version, updates)
+	if err != nil && !errors.Is(err, tokenstore.ErrConflict) {
 		return fmt.Errorf("firestore save access %s: %w", sub, err)
 	}
+	return err
 }
+
+// SetLease sets the user's refresh lease to l (the zero Lease releases it)
+// in one conditional write, if the stored record's Version still equals
+// version, and returns the record's new Version. Otherwise (the record
+// changed, or was deleted) it returns tokenstore.ErrConflict and changes
+// nothing: of several instances that read one version, exactly one gets the
+// lease. l must differ from the stored lease (Lease.Holder sees to it): a
+// write that changes nothing leaves the version as it was. It makes one
+// Commit call.
+//
+// A conditional Commit on the version already read costs one round trip,
+// where a transaction would cost three (BeginTransaction, BatchGetDocuments,
+// Commit) and, on the emulator, lock the document against the others.
+func (s *Store) SetLease(ctx context.Context, sub string, version time.Time, l tokenstore.Lease) (time.Time, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
+	v, err := s.conditional(ctx, sub, version, []firestore.Update{{Path: "refresh_lease", Value: leaseValue(l)}})
+	if err != nil && !errors.Is(err, tokenstore.ErrConflict) {
+		return time.Time{}, fmt.Errorf("firestore set lease %s: %w", sub, err)
+	}
+	return v, err
+}
+
+// conditional applies updates to the user's document if its update time is
+// still version, and returns the new one; tokenstore.ErrConflict when it
+// changed or is gone.
+func (s *Store) conditional(ctx context.Context, sub string, version time.Time, updates []firestore.Update) (time.Time, error) {
+	wr, err := s.doc(sub).Update(ctx, updates, firestore.LastUpdateTime(version))
+	switch status.Code(err) {
+	case codes.OK:
+		return wr.UpdateTime, nil
+	case codes.FailedPrecondition, codes.NotFound:
+		return time.Time{}, tokenstore.ErrConflict
+	default:
+		return time.Time{}, err
+	}
+}
+
+// Watch calls fn with the user's record (nil when there is none) as it is
+// now, then again after each change, until fn returns false (Watch then
+// returns nil), ctx ends (ctx's error) or the store fails. The first
+// snapshot must come within Timeout; the wait for changes after it is
+// bounded by ctx alone. It holds one snapshot listener, one Listen call, for
+// the whole watch.
+func (s *Store) Watch(ctx context.Context, sub string, fn func(cur *tokenstore.Record) bool) error {
+	lctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	first := time.AfterFunc(s.timeout(), func() { cancel(errNoSnapshot) })
+	defer first.Stop()
+	it := s.doc(sub).Snapshots(lctx)
+	defer it.Stop()
+	for {
+		snap, err := it.Next()
+		first.Stop()
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if err != nil {
+			return fmt.Errorf("firestore watch %s: %w", sub, cmp.Or(context.Cause(lctx), err))
+		}
+		var cur *tokenstore.Record
+		if snap.Exists() {
+			if cur, err = fromSnapshot(snap); err != nil {
+				return fmt.Errorf("firestore watch %s: %w", sub, err)
+			}
+		}
+		if !fn(cur) {
+			return nil
+		}
+	}
+}
+
+// errNoSnapshot ends a Watch whose first snapshot did not come within the
+// store's Timeout.
+var errNoSnapshot = fmt.Errorf("no snapshot within the store's timeout: %w", context.DeadlineExceeded)
 
 // Delete removes the user's record. Deleting an absent record is not an
 // error. It makes one Commit call.

@@ -64,6 +64,7 @@ func TestRPCsPerOperation(t *testing.T) {
 	s := firestorestore.New(client, "")
 	alice := put(ctx, t, s, testGrant("alice", "rt1", t0))
 	errBoom := errors.New("boom")
+	var leased time.Time // the version SetLease made
 	tests := []struct {
 		name string
 		op   func() error
@@ -75,9 +76,21 @@ func TestRPCsPerOperation(t *testing.T) {
 			[]string{"BatchGetDocuments"}},
 		{"FindByEmail", func() error { _, err := s.FindByEmail(ctx, "alice@example.com"); return err },
 			[]string{"RunQuery"}},
-		{"SaveAccess", func() error {
-			return s.SaveAccess(ctx, "alice", alice.Version, tokenstore.AccessUpdate{AccessToken: alice.AccessToken, RefreshedAt: t0.Add(time.Minute)})
+		{"SetLease", func() error {
+			var err error
+			leased, err = s.SetLease(ctx, "alice", alice.Version, tokenstore.Lease{Holder: "a", Until: t0.Add(time.Minute)})
+			return err
 		}, []string{"Commit"}},
+		{"SetLease with a stale version", func() error {
+			_, err := s.SetLease(ctx, "alice", alice.Version, tokenstore.Lease{Holder: "b", Until: t0.Add(time.Minute)})
+			return expect(err, tokenstore.ErrConflict)
+		}, []string{"Commit"}},
+		{"SaveAccess", func() error {
+			return s.SaveAccess(ctx, "alice", leased, tokenstore.AccessUpdate{AccessToken: alice.AccessToken, RefreshedAt: t0.Add(time.Minute)})
+		}, []string{"Commit"}},
+		{"Watch", func() error {
+			return s.Watch(ctx, "alice", func(*tokenstore.Record) bool { return false })
+		}, []string{"Listen"}},
 		{"SaveAccess with a stale version", func() error {
 			return expect(s.SaveAccess(ctx, "alice", alice.Version, tokenstore.AccessUpdate{}), tokenstore.ErrConflict)
 		}, []string{"Commit"}},

@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/gmail-oauth-functions/gmail-oauth-functions/internal/keyring"
@@ -36,7 +37,14 @@ type recordJSON struct {
 	CreatedAt            time.Time   `json:"created_at"`
 	UpdatedAt            time.Time   `json:"updated_at"`
 	RefreshedAt          time.Time   `json:"refreshed_at"`
+	RefreshLease         leaseJSON   `json:"refresh_lease,omitzero"`
 	Version              time.Time   `json:"version"`
+}
+
+// leaseJSON is a refresh lease in the file.
+type leaseJSON struct {
+	Holder string    `json:"holder"`
+	Until  time.Time `json:"until"`
 }
 
 type sealedJSON struct {
@@ -87,7 +95,7 @@ func load(path string) (map[string]*tokenstore.Record, error) {
 			AccessToken: r.AccessToken.sealed(), AccessTokenExpiry: r.AccessTokenExpiry,
 			Status: tokenstore.Status(r.Status), GrantedAt: r.GrantedAt,
 			CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt, RefreshedAt: r.RefreshedAt,
-			Version: r.Version,
+			RefreshLease: tokenstore.Lease(r.RefreshLease), Version: r.Version,
 		}
 	}
 	return recs, nil
@@ -105,7 +113,7 @@ func save(path string, recs map[string]*tokenstore.Record) error {
 			AccessToken: toSealedJSON(r.AccessToken), AccessTokenExpiry: r.AccessTokenExpiry,
 			Status: string(r.Status), GrantedAt: r.GrantedAt,
 			CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt, RefreshedAt: r.RefreshedAt,
-			Version: r.Version,
+			RefreshLease: leaseJSON(r.RefreshLease), Version: r.Version,
 		}
 	}
 	data, err := json.MarshalIndent(f, "", "\t")
@@ -116,7 +124,7 @@ func save(path string, recs map[string]*tokenstore.Record) error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("localstore: create directory for %s: %w", path, err)
 	}
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*") // mode 0600
+	tmp, err := os.CreateTemp(dir, tempPrefix(path)+"*") // mode 0600
 	if err != nil {
 		return fmt.Errorf("localstore: write %s: %w", path, err)
 	}
@@ -136,6 +144,34 @@ func save(path string, recs map[string]*tokenstore.Record) error {
 	}
 	if err != nil {
 		return fmt.Errorf("localstore: write %s: %w", path, err)
+	}
+	return nil
+}
+
+// tempPrefix begins the names of the temporary files save writes beside
+// path.
+func tempPrefix(path string) string { return "." + filepath.Base(path) + ".tmp-" }
+
+// removeTemps removes the temporary files a process killed in the middle
+// of save left beside path. Only one process uses a store file, and it
+// calls this before its first write, so none of them is still being
+// written.
+func removeTemps(path string) error {
+	dir := filepath.Dir(path)
+	entries, err := os.ReadDir(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("localstore: look for leftovers of %s: %w", path, err)
+	}
+	for _, e := range entries {
+		if !strings.HasPrefix(e.Name(), tempPrefix(path)) || !e.Type().IsRegular() {
+			continue
+		}
+		if err := os.Remove(filepath.Join(dir, e.Name())); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("localstore: remove leftover %s: %w", e.Name(), err)
+		}
 	}
 	return nil
 }

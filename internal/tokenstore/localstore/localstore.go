@@ -26,24 +26,31 @@ type Store struct {
 	mu      sync.Mutex
 	recs    map[string]*tokenstore.Record // by sub; never handed out
 	version time.Time                     // the newest Version issued
+	changed chan struct{}                 // closed, and replaced, by every write
 	ops     Ops
 }
 
 // Ops counts a store's operations, for tests that check round trips.
 type Ops struct {
 	Reads        int // Get and FindByEmail calls
-	Writes       int // writes that changed the store: by Update, SaveAccess or Delete
+	Writes       int // writes that changed the store: by Update, SaveAccess, SetLease or Delete
 	Transactions int // Update calls
+	Leases       int // SetLease calls, whether or not the version matched
+	Watches      int // Watch calls
 }
 
 // Open returns a store kept in the JSON file at path, creating the file
 // (mode 0600, its directory 0700) when it does not exist. An empty path
 // gives a store kept in memory only. A file that cannot be parsed is an
-// error and is left as it is.
+// error and is left as it is. The temporary files of writes that a killed
+// process left unfinished are removed.
 func Open(path string) (*Store, error) {
-	s := &Store{path: path, recs: make(map[string]*tokenstore.Record)}
+	s := &Store{path: path, recs: make(map[string]*tokenstore.Record), changed: make(chan struct{})}
 	if path == "" {
 		return s, nil
+	}
+	if err := removeTemps(path); err != nil {
+		return nil, err
 	}
 	recs, err := load(path)
 	if err != nil {
@@ -139,7 +146,8 @@ func (s *Store) Update(ctx context.Context, sub string, fn func(cur *tokenstore.
 }
 
 // SaveAccess applies u to the user's record if its Version still equals
-// version, and returns tokenstore.ErrConflict otherwise, changing nothing.
+// version, ending any refresh lease, and returns tokenstore.ErrConflict
+// otherwise, changing nothing.
 func (s *Store) SaveAccess(ctx context.Context, sub string, version time.Time, u tokenstore.AccessUpdate) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -152,6 +160,54 @@ func (s *Store) SaveAccess(ctx context.Context, sub string, version time.Time, u
 		return fmt.Errorf("localstore: save access %s: %w", sub, err)
 	}
 	return nil
+}
+
+// SetLease sets the user's refresh lease to l (the zero Lease releases it)
+// if the record's Version still equals version, and returns the new
+// Version; otherwise it returns tokenstore.ErrConflict, changing nothing.
+func (s *Store) SetLease(ctx context.Context, sub string, version time.Time, l tokenstore.Lease) (time.Time, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.ops.Leases++
+	cur, ok := s.recs[sub]
+	if !ok || !cur.Version.Equal(version) {
+		return time.Time{}, tokenstore.ErrConflict
+	}
+	next := clone(cur)
+	next.RefreshLease = l
+	if err := s.put(sub, next); err != nil {
+		return time.Time{}, fmt.Errorf("localstore: set lease %s: %w", sub, err)
+	}
+	return next.Version, nil
+}
+
+// Watch calls fn with the user's record (nil when there is none) as it is
+// now, then again after each change, until fn returns false (Watch then
+// returns nil) or ctx ends (ctx's error).
+func (s *Store) Watch(ctx context.Context, sub string, fn func(cur *tokenstore.Record) bool) error {
+	s.mu.Lock()
+	s.ops.Watches++
+	s.mu.Unlock()
+	var seen *tokenstore.Record
+	for first := true; ; first = false {
+		s.mu.Lock()
+		cur, changed := s.recs[sub], s.changed
+		if cur != nil {
+			cur = clone(cur)
+		}
+		s.mu.Unlock()
+		if first || (cur == nil) != (seen == nil) || cur != nil && !cur.Version.Equal(seen.Version) {
+			if !fn(cur) {
+				return nil
+			}
+			seen = cur
+		}
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
 }
 
 // Delete removes the user's record. Deleting an absent record is not an
@@ -169,6 +225,7 @@ func (s *Store) Delete(ctx context.Context, sub string) error {
 		return fmt.Errorf("localstore: delete %s: %w", sub, err)
 	}
 	s.ops.Writes++
+	s.notify()
 	return nil
 }
 
@@ -189,7 +246,14 @@ func (s *Store) put(sub string, r *tokenstore.Record) error {
 		return err
 	}
 	s.ops.Writes++
+	s.notify()
 	return nil
+}
+
+// notify wakes every Watch. s.mu must be held.
+func (s *Store) notify() {
+	close(s.changed)
+	s.changed = make(chan struct{})
 }
 
 // nextVersion returns the current time, or just after the last version

@@ -172,6 +172,19 @@ func TestOpsCountRoundTrips(t *testing.T) {
 		{"SaveAccess that conflicts", func() error {
 			return ignore(s.SaveAccess(ctx, "alice", time.Time{}, tokenstore.AccessUpdate{}), tokenstore.ErrConflict)
 		}, localstore.Ops{}},
+		{"SetLease", func() error {
+			r, _ := s.Get(ctx, "alice")
+			s.ResetOps()
+			_, err := s.SetLease(ctx, "alice", r.Version, tokenstore.Lease{Holder: "a", Until: time.Now().Add(time.Second)})
+			return err
+		}, localstore.Ops{Leases: 1, Writes: 1}},
+		{"SetLease that conflicts", func() error {
+			_, err := s.SetLease(ctx, "alice", time.Time{}, tokenstore.Lease{})
+			return ignore(err, tokenstore.ErrConflict)
+		}, localstore.Ops{Leases: 1}},
+		{"Watch", func() error {
+			return s.Watch(ctx, "alice", func(*tokenstore.Record) bool { return false })
+		}, localstore.Ops{Watches: 1}},
 		{"Delete", func() error { return s.Delete(ctx, "alice") }, localstore.Ops{Writes: 1}},
 		{"Delete of an absent record", func() error { return s.Delete(ctx, "alice") }, localstore.Ops{}},
 	}

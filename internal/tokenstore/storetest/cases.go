@@ -33,6 +33,13 @@ var tests = []struct {
 	{"marking a record dead makes it unusable", markDead},
 	{"records returned are the caller's copies", returnsCopies},
 	{"concurrent callbacks keep the newest refresh token", concurrentCallbacks},
+	{"SetLease on the version read takes the lease, once", setLeaseOnce},
+	{"of concurrent SetLease calls on one version exactly one wins", setLeaseRace},
+	{"SetLease on a deleted record conflicts and does not recreate it", setLeaseDeleted},
+	{"SaveAccess ends the lease and can replace the refresh token", saveAccessEndsLease},
+	{"Watch sees the record now and after each change", watchSeesChanges},
+	{"Watch of an absent record sees it created", watchAbsent},
+	{"Watch ends with its context", watchEndsWithContext},
 }
 
 func getAbsent(ctx context.Context, t *testing.T, s Store) {

@@ -33,6 +33,15 @@ type Store interface {
 	SaveAccess(ctx context.Context, sub string, version time.Time, u tokenstore.AccessUpdate) error
 	// Delete removes the user's record; deleting an absent one is no error.
 	Delete(ctx context.Context, sub string) error
+	// SetLease sets the record's refresh lease to l (the zero Lease
+	// releases it) in one conditional write if the stored Version equals
+	// version, and returns the new Version; tokenstore.ErrConflict
+	// otherwise.
+	SetLease(ctx context.Context, sub string, version time.Time, l tokenstore.Lease) (time.Time, error)
+	// Watch calls fn with the record (nil when there is none) now and after
+	// each change, until fn returns false (then nil) or ctx ends (ctx's
+	// error).
+	Watch(ctx context.Context, sub string, fn func(cur *tokenstore.Record) bool) error
 }
 
 // Run runs the conformance suite, each test on a fresh store from newStore.
@@ -105,7 +114,7 @@ func normalize(r *tokenstore.Record) *tokenstore.Record {
 	}
 	c := *r
 	for _, p := range []*time.Time{&c.RefreshTokenIssuedAt, &c.AccessTokenExpiry, &c.GrantedAt,
-		&c.CreatedAt, &c.UpdatedAt, &c.RefreshedAt, &c.Version} {
+		&c.CreatedAt, &c.UpdatedAt, &c.RefreshedAt, &c.RefreshLease.Until, &c.Version} {
 		*p = p.UTC()
 	}
 	c.Scopes = slices.Clone(c.Scopes)
