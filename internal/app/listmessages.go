@@ -3,13 +3,9 @@ package app
 import (
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"strconv"
-
-	"github.com/go-json-experiment/json"
-	"github.com/go-json-experiment/json/jsontext"
 
 	"github.com/gmail-oauth-functions/gmail-oauth-functions/internal/config"
 	"github.com/gmail-oauth-functions/gmail-oauth-functions/internal/messages"
@@ -65,23 +61,7 @@ func (a *App) ListMessages(w http.ResponseWriter, r *http.Request) {
 		a.listFailed(w, r, rec, err)
 		return
 	}
-	writeList(w, result)
-}
-
-// listJSON are the options of writeList: what writeJSON's encoding/json
-// does, HTML characters and U+2028/U+2029 escaped, invalid UTF-8 replaced
-// (by U+FFFD itself, where encoding/json writes \ufffd).
-var listJSON = json.JoinOptions(jsontext.EscapeForHTML(true), jsontext.EscapeForJS(true), jsontext.AllowInvalidUTF8(true))
-
-// writeList answers a page of messages as writeJSON would, with the same
-// bytes (but for invalid UTF-8, see listJSON), through github.com/go-json-experiment/json: the page is most of
-// what a ListMessages writes, and encoding/json's reflection was a tenth of
-// its CPU.
-func writeList(w http.ResponseWriter, p *messages.Page) {
-	w.Header().Set("Content-Type", "application/json; charset=utf-8")
-	w.WriteHeader(http.StatusOK)
-	_ = json.MarshalWrite(w, p, listJSON)
-	_, _ = io.WriteString(w, "\n")
+	writeJSON(w, http.StatusOK, result)
 }
 
 func (a *App) baseTransport() http.RoundTripper {
