@@ -1,5 +1,7 @@
-// Package messages lists a user's Gmail messages with the Gmail API client
-// (google.golang.org/api/gmail/v1).
+// Package messages lists a user's Gmail messages through Gmail's REST API:
+// users.messages.list as a plain GET, metadata through the batch endpoint,
+// with the Gmail API client's types and errors
+// (google.golang.org/api/gmail/v1, googleapi).
 //
 // A Client lists one page, or every page up to a limit (the old guide's
 // loop), optionally adding each message's From, To, Subject, Date and
