@@ -34,7 +34,11 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		return nil, err
 	}
 	// The hard limit of the whole run, whatever happens.
-	ctx, cancel := context.WithTimeout(ctx, cfg.Duration+cfg.Baseline+2*time.Minute)
+	limit := cfg.Duration + cfg.Baseline + 2*time.Minute
+	if cfg.Floor {
+		limit += cfg.Duration
+	}
+	ctx, cancel := context.WithTimeout(ctx, limit)
 	defer cancel()
 
 	dir, err := os.MkdirTemp("", "loadtest-")
@@ -109,6 +113,15 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		rep.Baseline = &b
 	}
 
+	var floor *floorProc
+	if cfg.Floor {
+		cfg.Log.Printf("starting the floor: a plain reverse proxy to the fake Gmail list")
+		if floor, err = startFloor(ctx, cfg, st, tr); err != nil {
+			return nil, fmt.Errorf("floor: %w", err)
+		}
+		defer floor.stop()
+	}
+
 	bound := cfg.Duration.String()
 	if cfg.Requests > 0 {
 		bound += fmt.Sprintf(" or %d operations", cfg.Requests)
@@ -134,6 +147,19 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		return nil, err
 	}
 	rep.fillLoad(res, before, after)
+	if floor != nil {
+		cfg.Log.Printf("floor: %d clients for %s", cfg.Concurrency, bound)
+		if rep.Floor, err = runFloor(ctx, cfg, floor, tr); err != nil {
+			return nil, fmt.Errorf("floor: %w", err)
+		}
+		rep.fillFloorRatio()
+		if rep.Floor.Errors > 0 {
+			rep.Notes = append(rep.Notes, fmt.Sprintf("the floor failed %d of %d requests (first: %s)", rep.Floor.Errors, rep.Floor.Count, rep.Floor.FirstError))
+		}
+		if cfg.LoginEvery > 0 {
+			rep.Notes = append(rep.Notes, "the CPU ratio to the floor counts the logins of the load phase on the functions' side: run with -login-every 0 for ListMessages alone")
+		}
+	}
 	var most int64
 	for i := range perUser {
 		most = max(most, perUser[i].Load())
@@ -158,6 +184,7 @@ const (
 	opList     = "ListMessages"
 	opLogin    = "login"
 	opBaseline = "gmail.list (direct)"
+	opFloor    = "floor (proxy)"
 )
 
 // simUser is one user's browser: a cookie jar.

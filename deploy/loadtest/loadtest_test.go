@@ -94,6 +94,31 @@ func TestRun_Smoke(t *testing.T) {
 		})
 	}
 
+	t.Run("Floor", func(t *testing.T) {
+		cfg := Config{Users: 4, Concurrency: 4, Duration: time.Minute, Requests: 60, Latency: time.Millisecond,
+			Fake: FakeInTool, Runner: bin, Floor: true, Log: log.New(testLog{t}, "", 0)}
+		rep, err := Run(ctx, cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var text bytes.Buffer
+		rep.WriteText(&text)
+		t.Logf("report:\n%s", text.String())
+		f := rep.Floor
+		switch {
+		case f == nil:
+			t.Fatal("no floor in the report")
+		case f.Count != 60 || f.Errors != 0 || f.Statuses["200"] != 60:
+			t.Errorf("floor: %d requests, %d errors, statuses %v; want 60 answered 200", f.Count, f.Errors, f.Statuses)
+		case f.PeakRSSMiB < 1 || f.PeakRSSMiB < f.RSSAfterStartMiB || f.CPUPerOpMS <= 0:
+			t.Errorf("floor %+v", f)
+		case rep.CPURatio != round(rep.Runner.CPUPerOpMS/f.CPUPerOpMS, 2) || rep.RSSRatio != round(rep.Runner.PeakRSSMiB/f.PeakRSSMiB, 2):
+			t.Errorf("ratios %.2f, %.2f for runner %+v and floor %+v", rep.CPURatio, rep.RSSRatio, rep.Runner, f)
+		case !strings.Contains(text.String(), "functions / floor: CPU per request"):
+			t.Errorf("the text report has no ratio")
+		}
+	})
+
 	t.Run("StopsAfterRequests", func(t *testing.T) {
 		cfg := Config{Users: 2, Concurrency: 4, Duration: time.Minute, Requests: 40, Latency: time.Millisecond,
 			Fake: FakeInTool, Runner: bin, Log: log.New(testLog{t}, "", 0)}

@@ -35,6 +35,18 @@
 // OAUTH_CLIENT_SECRET_FILE settings: use it to measure what a function
 // instance needs.
 //
+// With -floor the tool also builds and starts the floor target
+// (deploy/loadtest/floor): a plain reverse proxy (net/http/httputil) in a
+// process of its own that forwards a ListMessages-shaped request to the
+// fake Gmail list with a fixed access token and copies the bytes back. After
+// the load phase the same -concurrency clients drive it for the same
+// -duration (or -requests), and the report gives its CPU per request, its
+// peak RSS and the functions' CPU per operation as a multiple of the
+// floor's: the share of the cost that is the functions' own. Run it with
+// -login-every 0 so that both sides serve lists only:
+//
+//	go run ./deploy/loadtest -concurrency 50 -latency 20ms -duration 20s -login-every 0 -floor
+//
 // The App's own per-user Gmail quota accounting (6000 units a minute per
 // user and instance, so 20 lists a second per user after a burst of 1200)
 // still applies: use enough -users that no user goes past it, or the
@@ -60,6 +72,7 @@
 //	-fake runner|tool where the fake Google runs (default tool: the runner then holds only the functions, so its RSS and CPU are theirs)
 //	-gomaxprocs N     GOMAXPROCS of the runner (default 0: the Go default)
 //	-runner PATH      a runner binary already built (default: go build it into a temporary folder)
+//	-floor            after the load phase, drive the floor target the same way (see below)
 //	-keep             keep the temporary folder (runner log, token store) and print its path
 //	-json             print the report as JSON
 package main
@@ -91,6 +104,7 @@ func main() {
 	flag.IntVar(&cfg.GOMAXPROCS, "gomaxprocs", cfg.GOMAXPROCS, "GOMAXPROCS of the runner (0: the Go default)")
 	flag.StringVar(&cfg.Runner, "runner", cfg.Runner, "a local runner binary already built (default: go build it)")
 	flag.BoolVar(&cfg.Keep, "keep", cfg.Keep, "keep the temporary folder (runner log, token store)")
+	flag.BoolVar(&cfg.Floor, "floor", cfg.Floor, "after the load phase, drive the floor target (a plain reverse proxy to the fake Gmail list, in a process of its own) the same way, and report the CPU ratio")
 	asJSON := flag.Bool("json", false, "print the report as JSON")
 	flag.Parse()
 	if flag.NArg() > 0 {
@@ -132,6 +146,7 @@ type Config struct {
 	GOMAXPROCS  int           // of the runner; 0: Go's default
 	Runner      string        // prebuilt runner binary; "" builds one
 	Keep        bool
+	Floor       bool        // also measure the floor target
 	Log         *log.Logger // progress; nil: none
 }
 

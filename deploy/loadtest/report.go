@@ -29,7 +29,13 @@ type Report struct {
 	// what the functions add over Google's own latency.
 	AddedMS *Percentiles `json:"added_ms,omitempty"`
 	Runner  Runner       `json:"runner"`
-	Notes   []string     `json:"notes,omitempty"`
+	// Floor is the floor target under the same load (-floor).
+	Floor *Floor `json:"floor,omitempty"`
+	// CPURatio is the runner's CPU per operation over the floor's (-floor).
+	CPURatio float64 `json:"cpu_ratio_to_floor,omitempty"`
+	// RSSRatio is the runner's peak RSS over the floor's (-floor).
+	RSSRatio float64  `json:"peak_rss_ratio_to_floor,omitempty"`
+	Notes    []string `json:"notes,omitempty"`
 }
 
 // ReportConfig is the run's configuration.
@@ -102,6 +108,25 @@ type Runner struct {
 	// phase, and CPUPerOpMS that per operation.
 	CPUSeconds float64 `json:"load_cpu_s"`
 	CPUPerOpMS float64 `json:"load_cpu_per_op_ms"`
+}
+
+// Floor is the floor target's phase: a plain reverse proxy to the fake
+// Gmail list, driven as ListMessages was.
+type Floor struct {
+	Stats
+	RSSAfterStartMiB float64 `json:"rss_after_start_mib"`
+	RSSAfterLoadMiB  float64 `json:"rss_after_load_mib"`
+	PeakRSSMiB       float64 `json:"peak_rss_mib"`
+	CPUSeconds       float64 `json:"load_cpu_s"`
+	CPUPerOpMS       float64 `json:"load_cpu_per_op_ms"`
+}
+
+// fillFloorRatio sets the runner's ratios to the floor.
+func (rep *Report) fillFloorRatio() {
+	if f := rep.Floor; f != nil && f.CPUPerOpMS > 0 && f.PeakRSSMiB > 0 {
+		rep.CPURatio = round(rep.Runner.CPUPerOpMS/f.CPUPerOpMS, 2)
+		rep.RSSRatio = round(rep.Runner.PeakRSSMiB/f.PeakRSSMiB, 2)
+	}
 }
 
 // stats summarises kind's operations.
@@ -184,6 +209,12 @@ func (rep *Report) WriteText(w io.Writer) {
 	fmt.Fprintf(w, "runner:  RSS %.1f MiB after start, %.1f after logins, %.1f after load; peak (VmHWM) %.1f MiB\n",
 		r.RSSAfterStartMiB, r.RSSAfterLoginsMiB, r.RSSAfterLoadMiB, r.PeakRSSMiB)
 	fmt.Fprintf(w, "         CPU %.2f s in the load phase, %.3f ms per operation\n", r.CPUSeconds, r.CPUPerOpMS)
+	if f := rep.Floor; f != nil {
+		fmt.Fprintf(w, "\nfloor (a plain reverse proxy, same clients, %d requests at %.1f req/s, p50 %.2f ms, p99 %.2f ms, %d errors):\n", f.Count, f.Throughput, f.P50, f.P99, f.Errors)
+		fmt.Fprintf(w, "         RSS %.1f MiB after start, %.1f after load; peak (VmHWM) %.1f MiB\n", f.RSSAfterStartMiB, f.RSSAfterLoadMiB, f.PeakRSSMiB)
+		fmt.Fprintf(w, "         CPU %.2f s in its load phase, %.3f ms per request\n", f.CPUSeconds, f.CPUPerOpMS)
+		fmt.Fprintf(w, "functions / floor: CPU per request %.2f×, peak RSS %.2f×\n", rep.CPURatio, rep.RSSRatio)
+	}
 	for _, kind := range slices.Sorted(maps.Keys(rep.Load.ByKind)) {
 		if s := rep.Load.ByKind[kind]; s.FirstError != "" {
 			fmt.Fprintf(w, "first %s error: %s\n", kind, s.FirstError)

@@ -141,16 +141,18 @@ func (s *stack) stop() {
 	}
 }
 
-// procStatus is what /proc/PID says about the runner's memory and CPU.
+// procStatus is what /proc/PID says about a process's memory and CPU.
 type procStatus struct {
 	RSS, HWM int64         // bytes: resident now, and peak resident (VmHWM)
 	CPU      time.Duration // user + system time so far
 }
 
 // readProc reads /proc/PID/status and /proc/PID/stat of the runner.
-func (s *stack) readProc() (procStatus, error) {
+func (s *stack) readProc() (procStatus, error) { return readProc(s.proc.Cmd.Process.Pid) }
+
+// readProc reads /proc/PID/status and /proc/PID/stat of process pid.
+func readProc(pid int) (procStatus, error) {
 	var ps procStatus
-	pid := s.proc.Cmd.Process.Pid
 	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
 		return ps, err

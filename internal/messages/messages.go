@@ -1,5 +1,7 @@
-// Package messages lists a user's Gmail messages with the Gmail API client
-// (google.golang.org/api/gmail/v1).
+// Package messages lists a user's Gmail messages through Gmail's REST API:
+// users.messages.list as a plain GET, metadata through the batch endpoint,
+// with the Gmail API client's types and errors
+// (google.golang.org/api/gmail/v1, googleapi).
 //
 // A Client lists one page, or every page up to a limit (the old guide's
 // loop), optionally adding each message's From, To, Subject, Date and
@@ -12,14 +14,11 @@ package messages
 import (
 	"context"
 	"errors"
-	"fmt"
 	"net/http"
 	"net/url"
 	"time"
 
-	"google.golang.org/api/gmail/v1"
 	"google.golang.org/api/googleapi"
-	"google.golang.org/api/option"
 )
 
 // Limits and defaults.
@@ -153,6 +152,7 @@ type Options struct {
 // A Client is safe for concurrent use.
 type Client struct {
 	endpoint    string
+	listURL     string // users.messages.list
 	batchURL    string // Gmail's batch endpoint
 	getURL      string // users.messages.get, to which the message id is added
 	getQuery    string // the query of each users.messages.get
@@ -181,6 +181,7 @@ func New(opts Options) *Client {
 	if c.endpoint == "" {
 		c.endpoint = DefaultEndpoint
 	}
+	c.listURL = googleapi.ResolveRelative(c.endpoint, "gmail/v1/users/me/messages")
 	c.batchURL = googleapi.ResolveRelative(c.endpoint, "batch/gmail/v1")
 	c.getURL = googleapi.ResolveRelative(c.endpoint, "gmail/v1/users/me/messages/")
 	c.getQuery = url.Values{
@@ -230,14 +231,13 @@ func (c *Client) List(ctx context.Context, hc *http.Client, user string, q Query
 		return nil, errors.New("messages: nil *http.Client")
 	}
 	hc = c.withAttemptTimeout(hc)
-	svc, err := gmail.NewService(ctx, option.WithHTTPClient(hc), option.WithEndpoint(c.endpoint))
-	if err != nil {
-		return nil, fmt.Errorf("messages: creating the Gmail service: %w", err)
-	}
-	r := &run{c: c, svc: svc, hc: hc, user: user, budget: budget{left: c.retryBudget}}
+	r := &run{c: c, hc: hc, user: user, budget: budget{left: c.retryBudget}}
 	q = normalize(q)
 
-	var page *Page
+	var (
+		page *Page
+		err  error
+	)
 	if q.All {
 		page, err = r.listAll(ctx, q)
 	} else {
