@@ -10,6 +10,9 @@
 // the test binary dies without cleaning up: a watchdog shell kills the
 // group when the binary's end of a pipe to it closes.
 //
+// The emulator's JVM starts with options that shorten its start, and keeps
+// a class archive in the user's cache directory for later starts (jvm.go).
+//
 // When FIRESTORE_EMULATOR_HOST is already set, that emulator is used and
 // nothing is started.
 //
@@ -121,13 +124,18 @@ func Require(t testing.TB) string {
 	return ""
 }
 
-// emulator is a running `gcloud emulators firestore start`.
+// emulator is a running Firestore emulator: the component's launcher, or
+// `gcloud emulators firestore start` (see emulatorCommand).
 type emulator struct {
 	host     string
-	cmd      *exec.Cmd // gcloud, the leader of the emulator's process group
+	cmd      *exec.Cmd // the leader of the emulator's process group
 	exited   chan struct{}
 	watchdog *exec.Cmd
 	log      *os.File
+	// recording is where the JVM writes a class archive when it exits, and
+	// archive where it is kept afterwards (see jvm.go); recording is "" when
+	// no archive is being recorded.
+	recording, archive string
 }
 
 // watchdogScript waits for its standard input to close (the test binary
@@ -157,14 +165,14 @@ func start(addr string, timeout time.Duration) (*emulator, error) {
 		return nil, fmt.Errorf("emulator log: %w", err)
 	}
 	e := &emulator{host: addr, exited: make(chan struct{}), log: log}
-	e.cmd = exec.Command("gcloud", "emulators", "firestore", "start", "--host-port="+addr)
-	e.cmd.Env = append(os.Environ(), "CLOUDSDK_CORE_DISABLE_PROMPTS=1")
+	h, p, _ := net.SplitHostPort(addr)
+	e.cmd, e.recording, e.archive = emulatorCommand(h, p)
 	// A file, not a pipe: Wait must not wait for the java grandchild to
 	// close its output.
 	e.cmd.Stdout, e.cmd.Stderr = log, log
 	// gcloud moves itself into a new process group unless it leads its
 	// session; as a session leader it keeps the group, and its bash and java
-	// children stay in it.
+	// children stay in it. The launcher script does the same.
 	e.cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	begin := time.Now()
 	if err := e.cmd.Start(); err != nil {
@@ -230,23 +238,30 @@ func (e *emulator) waitReady(timeout time.Duration) error {
 	}
 }
 
-// stop ends the emulator's whole process group (gcloud, its bash wrapper and
-// the java server) with sig, then with SIGKILL whatever is left after a
-// grace period. It then stops the watchdog and removes the log.
+// stop ends the emulator's whole process group (the launcher, or gcloud and
+// its bash wrapper, and the java server) with sig, then with SIGKILL
+// whatever is left after a grace period. It then keeps the class archive the
+// JVM recorded if it exited cleanly, stops the watchdog and removes the log.
 func (e *emulator) stop(sig syscall.Signal) {
 	pgid := e.cmd.Process.Pid
 	syscall.Kill(-pgid, sig)
-	<-e.exited // reap gcloud so that only live processes keep the group alive
-	deadline := time.Now().Add(15 * time.Second)
+	<-e.exited // reap the leader so that only live processes keep the group alive
+	grace := 15 * time.Second
+	if e.recording != "" && sig != syscall.SIGKILL {
+		grace = time.Minute // the JVM writes its class archive as it exits
+	}
+	deadline := time.Now().Add(grace)
 	for groupAlive(pgid) && time.Now().Before(deadline) {
 		time.Sleep(50 * time.Millisecond)
 	}
-	if groupAlive(pgid) {
+	clean := sig != syscall.SIGKILL && !groupAlive(pgid)
+	if !clean {
 		syscall.Kill(-pgid, syscall.SIGKILL)
 		for i := 0; groupAlive(pgid) && i < 100; i++ {
 			time.Sleep(20 * time.Millisecond)
 		}
 	}
+	keepArchive(e.recording, e.archive, clean)
 	if e.watchdog != nil {
 		syscall.Kill(-e.watchdog.Process.Pid, syscall.SIGKILL)
 		e.watchdog.Wait()
