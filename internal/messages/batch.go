@@ -74,6 +74,7 @@ func decodeBatch(contentType string, body io.Reader, n int) (parts []*http.Respo
 	}
 	mr := multipart.NewReader(io.LimitReader(body, maxBatchBody), params["boundary"])
 	var partErr error
+	br := bufio.NewReader(nil) // shared by the parts, read one after another
 	for {
 		p, err := mr.NextPart()
 		if errors.Is(err, io.EOF) {
@@ -86,7 +87,8 @@ func decodeBatch(contentType string, body io.Reader, n int) (parts []*http.Respo
 		if !ok || parts[i] != nil || !isHTTPPart(p.Header.Get("Content-Type")) {
 			continue // not an answer to one of ours: skipped
 		}
-		resp, err := readPart(p)
+		br.Reset(p)
+		resp, err := readPart(br)
 		if err != nil {
 			if partErr == nil {
 				partErr = fmt.Errorf("reading batch answer part %d: %w", i, err)
@@ -117,9 +119,10 @@ func isHTTPPart(contentType string) bool {
 	return err == nil && mediaType == "application/http"
 }
 
-// readPart reads one part's HTTP response, body included.
-func readPart(p *multipart.Part) (*http.Response, error) {
-	resp, err := http.ReadResponse(bufio.NewReader(p), nil)
+// readPart reads one part's HTTP response, body included, from a reader
+// of the part.
+func readPart(p *bufio.Reader) (*http.Response, error) {
+	resp, err := http.ReadResponse(p, nil)
 	if err != nil {
 		return nil, err
 	}
