@@ -73,8 +73,10 @@ func (s *Server) handleBatch(w http.ResponseWriter, r *http.Request) {
 	}
 
 	ctx := context.WithValue(r.Context(), batchPartKey{}, true)
-	var buf bytes.Buffer
-	mw := multipart.NewWriter(&buf)
+	// The answer is written as its parts are served, as Gmail streams it.
+	mw := multipart.NewWriter(w)
+	w.Header().Set("Content-Type", mime.FormatMediaType("multipart/mixed", map[string]string{"boundary": mw.Boundary()}))
+	w.WriteHeader(http.StatusOK)
 	var inFlight []*user
 	defer func() {
 		for _, u := range inFlight {
@@ -103,14 +105,10 @@ func (s *Server) handleBatch(w http.ResponseWriter, r *http.Request) {
 			s.mux.ServeHTTP(rec, req)
 		}
 		if err := writeBatchAnswer(mw, p.contentID, rec); err != nil {
-			http.Error(w, "fakegoogle: writing the batch answer: "+err.Error(), http.StatusInternalServerError)
-			return
+			return // the client is gone
 		}
 	}
 	mw.Close()
-	w.Header().Set("Content-Type", mime.FormatMediaType("multipart/mixed", map[string]string{"boundary": mw.Boundary()}))
-	w.WriteHeader(http.StatusOK)
-	w.Write(buf.Bytes())
 }
 
 // readBatch reads the parts of a batch request. It returns the parts read
@@ -122,6 +120,7 @@ func readBatch(body io.Reader, contentType string) ([]batchPart, error) {
 	}
 	mr := multipart.NewReader(body, params["boundary"])
 	var parts []batchPart
+	br := bufio.NewReader(nil) // shared by the parts, each read whole in turn
 	for {
 		p, err := mr.NextPart()
 		if errors.Is(err, io.EOF) {
@@ -133,7 +132,8 @@ func readBatch(body io.Reader, contentType string) ([]batchPart, error) {
 		if t, _, err := mime.ParseMediaType(p.Header.Get("Content-Type")); err != nil || t != "application/http" {
 			return parts, fmt.Errorf("part %d: Content-Type must be application/http", len(parts)+1)
 		}
-		req, err := http.ReadRequest(bufio.NewReader(p))
+		br.Reset(p)
+		req, err := http.ReadRequest(br)
 		if err != nil {
 			return parts, fmt.Errorf("part %d: %v", len(parts)+1, err)
 		}
