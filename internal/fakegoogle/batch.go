@@ -73,10 +73,11 @@ func (s *Server) handleBatch(w http.ResponseWriter, r *http.Request) {
 	}
 
 	ctx := context.WithValue(r.Context(), batchPartKey{}, true)
-	// The answer is written as its parts are served, as Gmail streams it.
-	mw := multipart.NewWriter(w)
-	w.Header().Set("Content-Type", mime.FormatMediaType("multipart/mixed", map[string]string{"boundary": mw.Boundary()}))
-	w.WriteHeader(http.StatusOK)
+	// The answer is built whole and sent in one write; a part's answer is
+	// about a kilobyte.
+	var buf bytes.Buffer
+	buf.Grow(len(parts) << 10)
+	mw := multipart.NewWriter(&buf)
 	var inFlight []*user
 	defer func() {
 		for _, u := range inFlight {
@@ -105,10 +106,14 @@ func (s *Server) handleBatch(w http.ResponseWriter, r *http.Request) {
 			s.mux.ServeHTTP(rec, req)
 		}
 		if err := writeBatchAnswer(mw, p.contentID, rec); err != nil {
-			return // the client is gone
+			http.Error(w, "fakegoogle: writing the batch answer: "+err.Error(), http.StatusInternalServerError)
+			return
 		}
 	}
 	mw.Close()
+	w.Header().Set("Content-Type", mime.FormatMediaType("multipart/mixed", map[string]string{"boundary": mw.Boundary()}))
+	w.WriteHeader(http.StatusOK)
+	w.Write(buf.Bytes())
 }
 
 // readBatch reads the parts of a batch request. It returns the parts read
