@@ -13,7 +13,6 @@ import (
 
 	"github.com/go-json-experiment/json"
 	"golang.org/x/sync/errgroup"
-	"google.golang.org/api/gmail/v1"
 	"google.golang.org/api/googleapi"
 )
 
@@ -223,8 +222,14 @@ type answer struct {
 type metadataAnswer struct {
 	Snippet string `json:"snippet"`
 	Payload *struct {
-		Headers []*gmail.MessagePartHeader `json:"headers"`
+		Headers []header `json:"headers"`
 	} `json:"payload"`
+}
+
+// header is a gmail.MessagePartHeader, held by value.
+type header struct {
+	Name  string `json:"name"`
+	Value string `json:"value"`
 }
 
 // post sends a batch request of n parts and reads each part's answer. The
@@ -278,9 +283,6 @@ func fillMetadata(dst *Message, m *metadataAnswer) {
 		return
 	}
 	for _, h := range m.Payload.Headers {
-		if h == nil {
-			continue
-		}
 		var field *string
 		switch {
 		case strings.EqualFold(h.Name, "From"):
