@@ -216,9 +216,10 @@ type answer struct {
 }
 
 // metadataAnswer is the part of a users.messages.get answer with getFields
-// that is used: the snippet and the headers. Decoding into it rather than
-// the client library's gmail.Message, with the JSON package the list uses,
-// is most of the CPU a batch answer costs here (see BENCHMARKS.md).
+// that is used: the snippet and the headers. It is decoded with the JSON
+// package the list uses: decoding each part into the client library's
+// gmail.Message with encoding/json was the largest cost of reading a batch
+// answer (see BENCHMARKS.md).
 type metadataAnswer struct {
 	Snippet string `json:"snippet"`
 	Payload *struct {
