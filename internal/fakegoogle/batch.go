@@ -73,7 +73,10 @@ func (s *Server) handleBatch(w http.ResponseWriter, r *http.Request) {
 	}
 
 	ctx := context.WithValue(r.Context(), batchPartKey{}, true)
+	// The answer is built whole and sent in one write; a part's answer is
+	// about a kilobyte.
 	var buf bytes.Buffer
+	buf.Grow(len(parts) << 10)
 	mw := multipart.NewWriter(&buf)
 	var inFlight []*user
 	defer func() {
@@ -122,6 +125,7 @@ func readBatch(body io.Reader, contentType string) ([]batchPart, error) {
 	}
 	mr := multipart.NewReader(body, params["boundary"])
 	var parts []batchPart
+	br := bufio.NewReader(nil) // shared by the parts, each read whole in turn
 	for {
 		p, err := mr.NextPart()
 		if errors.Is(err, io.EOF) {
@@ -133,7 +137,8 @@ func readBatch(body io.Reader, contentType string) ([]batchPart, error) {
 		if t, _, err := mime.ParseMediaType(p.Header.Get("Content-Type")); err != nil || t != "application/http" {
 			return parts, fmt.Errorf("part %d: Content-Type must be application/http", len(parts)+1)
 		}
-		req, err := http.ReadRequest(bufio.NewReader(p))
+		br.Reset(p)
+		req, err := http.ReadRequest(br)
 		if err != nil {
 			return parts, fmt.Errorf("part %d: %v", len(parts)+1, err)
 		}

@@ -232,13 +232,12 @@ func (s *Server) handleGet(w http.ResponseWriter, r *http.Request) {
 		writeAPIError(w, errNotFound)
 		return
 	}
-	raw := rawMessage(m)
 	out := apiMessage{
 		ID:           m.ID,
 		ThreadID:     m.ThreadID,
 		LabelIDs:     m.LabelIDs,
 		Snippet:      m.Snippet,
-		SizeEstimate: len(raw),
+		SizeEstimate: m.sizeEstimate(),
 		HistoryID:    strconv.FormatUint(m.historyID, 10),
 		InternalDate: strconv.FormatInt(m.Date.UnixMilli(), 10),
 	}
@@ -252,7 +251,7 @@ func (s *Server) handleGet(w http.ResponseWriter, r *http.Request) {
 			Body:     &apiBody{Size: len(m.body), Data: base64.URLEncoding.EncodeToString([]byte(m.body))},
 		}
 	case "raw":
-		out.Raw = base64.URLEncoding.EncodeToString([]byte(raw))
+		out.Raw = base64.URLEncoding.EncodeToString([]byte(rawMessage(m)))
 	}
 	writeJSON(w, http.StatusOK, out)
 }

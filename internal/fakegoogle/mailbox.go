@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 )
 
@@ -34,6 +35,20 @@ type storedMessage struct {
 	labels    map[string]bool
 	// Lower-cased fields, for case-insensitive search.
 	from, to, subject, snippet string
+	// size is the length of the message as RFC 5322, once a get has
+	// needed it (0 before): Gmail stores a message's sizeEstimate rather
+	// than rendering the message to answer a get.
+	size atomic.Int64
+}
+
+// sizeEstimate is the message's size as RFC 5322, its sizeEstimate.
+func (m *storedMessage) sizeEstimate() int {
+	if n := m.size.Load(); n > 0 {
+		return int(n)
+	}
+	n := len(rawMessage(m))
+	m.size.Store(int64(n))
+	return n
 }
 
 func (m *storedMessage) hasLabel(id string) bool { return m.labels[id] }

@@ -42,7 +42,12 @@ const (
 // <item-i>. It returns the body and its Content-Type.
 func encodeBatch(reqs []*http.Request) (body []byte, contentType string, err error) {
 	var buf bytes.Buffer
+	buf.Grow(len(reqs) << 9) // a part is about 400 bytes
 	mw := multipart.NewWriter(&buf)
+	// Each request is written into part, then copied into the body:
+	// Request.Write given the part's writer would put a 4 KB bufio.Writer
+	// of its own in front of it, for every part.
+	var part bytes.Buffer
 	for i, req := range reqs {
 		h := textproto.MIMEHeader{}
 		h.Set("Content-Type", "application/http")
@@ -51,8 +56,12 @@ func encodeBatch(reqs []*http.Request) (body []byte, contentType string, err err
 		if err != nil {
 			return nil, "", err
 		}
-		if err := req.Write(pw); err != nil {
+		part.Reset()
+		if err := req.Write(&part); err != nil {
 			return nil, "", fmt.Errorf("writing batch part %d: %w", i, err)
+		}
+		if _, err := pw.Write(part.Bytes()); err != nil {
+			return nil, "", err
 		}
 	}
 	if err := mw.Close(); err != nil {
@@ -74,6 +83,7 @@ func decodeBatch(contentType string, body io.Reader, n int) (parts []*http.Respo
 	}
 	mr := multipart.NewReader(io.LimitReader(body, maxBatchBody), params["boundary"])
 	var partErr error
+	br := bufio.NewReader(nil) // shared by the parts, read one after another
 	for {
 		p, err := mr.NextPart()
 		if errors.Is(err, io.EOF) {
@@ -86,7 +96,8 @@ func decodeBatch(contentType string, body io.Reader, n int) (parts []*http.Respo
 		if !ok || parts[i] != nil || !isHTTPPart(p.Header.Get("Content-Type")) {
 			continue // not an answer to one of ours: skipped
 		}
-		resp, err := readPart(p)
+		br.Reset(p)
+		resp, err := readPart(br)
 		if err != nil {
 			if partErr == nil {
 				partErr = fmt.Errorf("reading batch answer part %d: %w", i, err)
@@ -117,9 +128,10 @@ func isHTTPPart(contentType string) bool {
 	return err == nil && mediaType == "application/http"
 }
 
-// readPart reads one part's HTTP response, body included.
-func readPart(p *multipart.Part) (*http.Response, error) {
-	resp, err := http.ReadResponse(bufio.NewReader(p), nil)
+// readPart reads one part's HTTP response, body included, from a reader
+// of the part.
+func readPart(p *bufio.Reader) (*http.Response, error) {
+	resp, err := http.ReadResponse(p, nil)
 	if err != nil {
 		return nil, err
 	}

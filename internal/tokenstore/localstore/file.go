@@ -1,12 +1,17 @@
 package localstore
 
 import (
+	"bufio"
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -124,23 +129,11 @@ func load(path string) (map[string]*tokenstore.Record, error) {
 
 // save replaces the store file at path with recs, atomically: it writes a
 // temporary file in the same directory, syncs it, renames it over path and
-// syncs the directory.
+// syncs the directory. The file is json.MarshalIndent's of a fileJSON, with
+// "\t" indents, written one record at a time: encoding the whole store into
+// one buffer on each write made a login's garbage grow with the number of
+// users, and with it the process's peak memory (see BENCHMARKS.md).
 func save(path string, recs map[string]*tokenstore.Record) error {
-	f := fileJSON{Format: fileFormat, Records: make(map[string]*recordJSON, len(recs))}
-	for sub, r := range recs {
-		f.Records[sub] = &recordJSON{
-			Email: r.Email, EmailBinding: toTagJSON(r.EmailBinding), Scopes: r.Scopes,
-			RefreshToken: toSealedJSON(r.RefreshToken), RefreshTokenIssuedAt: r.RefreshTokenIssuedAt,
-			AccessToken: toSealedJSON(r.AccessToken), AccessTokenExpiry: r.AccessTokenExpiry,
-			Status: string(r.Status), GrantedAt: r.GrantedAt,
-			CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt, RefreshedAt: r.RefreshedAt,
-			RefreshLease: leaseJSON(r.RefreshLease), SessionsValidAfter: r.SessionsValidAfter, Version: r.Version,
-		}
-	}
-	data, err := json.MarshalIndent(f, "", "\t")
-	if err != nil {
-		return fmt.Errorf("localstore: encode %s: %w", path, err)
-	}
 	dir := filepath.Dir(path)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("localstore: create directory for %s: %w", path, err)
@@ -150,7 +143,7 @@ func save(path string, recs map[string]*tokenstore.Record) error {
 		return fmt.Errorf("localstore: write %s: %w", path, err)
 	}
 	defer os.Remove(tmp.Name()) // fails harmlessly once renamed
-	_, err = tmp.Write(append(data, '\n'))
+	err = writeFile(tmp, recs)
 	if err == nil {
 		err = tmp.Sync()
 	}
@@ -167,6 +160,52 @@ func save(path string, recs map[string]*tokenstore.Record) error {
 		return fmt.Errorf("localstore: write %s: %w", path, err)
 	}
 	return nil
+}
+
+// writeFile writes recs to w as json.MarshalIndent(fileJSON, "", "\t")
+// would, and a newline, keeping no more than one record encoded at a time.
+func writeFile(w io.Writer, recs map[string]*tokenstore.Record) error {
+	bw := bufio.NewWriter(w)
+	fmt.Fprintf(bw, "{\n\t\"format\": %d,\n\t\"records\": {", fileFormat)
+	var rec bytes.Buffer
+	for i, sub := range slices.Sorted(maps.Keys(recs)) {
+		key, err := json.Marshal(sub)
+		if err != nil {
+			return err
+		}
+		b, err := json.Marshal(toRecordJSON(recs[sub]))
+		if err != nil {
+			return fmt.Errorf("encode record %s: %w", sub, err)
+		}
+		rec.Reset()
+		if err := json.Indent(&rec, b, "\t\t", "\t"); err != nil {
+			return err
+		}
+		if i > 0 {
+			bw.WriteByte(',')
+		}
+		bw.WriteString("\n\t\t")
+		bw.Write(key)
+		bw.WriteString(": ")
+		bw.Write(rec.Bytes())
+	}
+	if len(recs) > 0 {
+		bw.WriteString("\n\t")
+	}
+	bw.WriteString("}\n}\n")
+	return bw.Flush()
+}
+
+// toRecordJSON is r as the file holds it.
+func toRecordJSON(r *tokenstore.Record) *recordJSON {
+	return &recordJSON{
+		Email: r.Email, EmailBinding: toTagJSON(r.EmailBinding), Scopes: r.Scopes,
+		RefreshToken: toSealedJSON(r.RefreshToken), RefreshTokenIssuedAt: r.RefreshTokenIssuedAt,
+		AccessToken: toSealedJSON(r.AccessToken), AccessTokenExpiry: r.AccessTokenExpiry,
+		Status: string(r.Status), GrantedAt: r.GrantedAt,
+		CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt, RefreshedAt: r.RefreshedAt,
+		RefreshLease: leaseJSON(r.RefreshLease), SessionsValidAfter: r.SessionsValidAfter, Version: r.Version,
+	}
 }
 
 // tempPrefix begins the names of the temporary files save writes beside
