@@ -29,8 +29,9 @@ type floorProc struct {
 // list.
 func startFloor(ctx context.Context, cfg Config, st *stack, tr *http.Transport) (*floorProc, error) {
 	bin := filepath.Join(st.Dir, "floor")
-	build := exec.CommandContext(ctx, "go", "build", "-o", bin, floorPackage)
-	build.Env = append(os.Environ(), "CGO_ENABLED=0") // as the runner is built
+	flags, env := runnerproc.SameBuild() // as the runner is built
+	build := exec.CommandContext(ctx, "go", append(append([]string{"build"}, flags...), "-o", bin, floorPackage)...)
+	build.Env = append(os.Environ(), env...)
 	if out, err := build.CombinedOutput(); err != nil {
 		return nil, fmt.Errorf("go build %s: %v\n%s", floorPackage, err, out)
 	}

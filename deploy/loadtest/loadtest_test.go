@@ -34,7 +34,10 @@ func TestRun_Smoke(t *testing.T) {
 	const latency = 5 * time.Millisecond
 	for _, fake := range []string{FakeInRunner, FakeInTool} {
 		t.Run(fake, func(t *testing.T) {
-			cfg := Config{Users: 6, Concurrency: 8, Duration: 2 * time.Second, Latency: latency, LoginEvery: 10,
+			// A login every 4 operations, so that a run of a few operations
+			// (a saturated machine has served as few as 10 in the 2 s) still
+			// has one.
+			cfg := Config{Users: 6, Concurrency: 8, Duration: 2 * time.Second, Latency: latency, LoginEvery: 4,
 				Baseline: 500 * time.Millisecond, Fake: fake, Runner: bin, Log: log.New(testLog{t}, "", 0)}
 			start := time.Now()
 			rep, err := Run(ctx, cfg)
@@ -52,10 +55,10 @@ func TestRun_Smoke(t *testing.T) {
 			switch {
 			case rep.Load.Errors != 0 || list.Errors != 0 || login.Errors != 0:
 				t.Errorf("errors: %d (ListMessages %v, login %v)", rep.Load.Errors, list.Statuses, login.Statuses)
-			case rep.Load.Throughput <= 0 || list.Throughput <= 0 || list.Count < 10:
+			case rep.Load.Throughput <= 0 || list.Throughput <= 0 || list.Count < 3:
 				t.Errorf("throughput %.1f req/s, ListMessages %d at %.1f req/s", rep.Load.Throughput, list.Count, list.Throughput)
-			case login.Count == 0 || login.Count > list.Count/5:
-				t.Errorf("%d logins for %d lists with a login every 10 operations", login.Count, list.Count)
+			case login.Count == 0 || login.Count > list.Count/2:
+				t.Errorf("%d logins for %d lists with a login every 4 operations", login.Count, list.Count)
 			case list.Statuses["200"] != list.Count:
 				t.Errorf("ListMessages statuses %v", list.Statuses)
 			}

@@ -91,6 +91,11 @@ import (
 )
 
 func main() {
+	// The runner and the floor are built without cgo, as the buildpack
+	// builds the functions, unless the environment says otherwise.
+	if os.Getenv("CGO_ENABLED") == "" {
+		os.Setenv("CGO_ENABLED", "0")
+	}
 	cfg := defaultConfig()
 	flag.IntVar(&cfg.Users, "users", cfg.Users, "users logged in, and served in turn")
 	flag.IntVar(&cfg.Concurrency, "concurrency", cfg.Concurrency, "concurrent clients")

@@ -57,7 +57,10 @@ func TestFirestoreDown_503WithinBudgetThenBackWithin2s(t *testing.T) {
 	time.Sleep(200 * time.Millisecond)
 	firestoretest.Stop(t)
 	stopped := time.Now()
-	time.Sleep(2 * budget)
+	// Long enough that each client has a request wholly inside the outage:
+	// the one in flight at the stop ends within budget+margin, and the next
+	// one within budget+margin more.
+	time.Sleep(2*(budget+margin) + time.Second)
 	restarting := time.Now()
 	firestoretest.Restart(t)
 	restoreDocs(t, seed, docs)

@@ -25,18 +25,35 @@ const Package = "github.com/gmail-oauth-functions/gmail-oauth-functions/function
 // (go build -o DIR/local ./functions/cmd/local), and returns the binary's
 // path. It must run inside the module.
 //
-// It builds without cgo, as Cloud Functions' buildpack does (and as the
-// buildpack test at the module's root does): the runner needs none, and
-// the dependencies compiled once serve both builds from Go's cache, where a
-// second configuration would compile them all again.
+// It builds in the calling binary's own configuration (see SameBuild), so
+// that the dependencies the test run compiled serve the runner too.
 func Build(ctx context.Context, dir string) (string, error) {
 	bin := filepath.Join(dir, "local")
-	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, Package)
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	flags, env := SameBuild()
+	cmd := exec.CommandContext(ctx, "go", append(append([]string{"build"}, flags...), "-o", bin, Package)...)
+	cmd.Env = append(os.Environ(), env...)
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return "", fmt.Errorf("go build %s: %v\n%s", Package, err, out)
 	}
 	return bin, nil
+}
+
+// SameBuild returns the go build flags and environment settings that build
+// a binary in the configuration the calling binary was built in: with the
+// race detector if it has it, and with its CGO_ENABLED unless the
+// environment sets one. A test that builds a program (the runner, the
+// buildpack's build) then reuses every package Go's cache holds for the
+// test itself; in another configuration, Go compiles the whole dependency
+// tree once more, which on a two-core machine with a cold cache takes
+// minutes.
+func SameBuild() (flags, env []string) {
+	if raceEnabled {
+		flags = []string{"-race"}
+	}
+	if os.Getenv("CGO_ENABLED") == "" {
+		env = []string{"CGO_ENABLED=" + cgoEnabled}
+	}
+	return flags, env
 }
 
 // FreePort returns a loopback TCP port that was free a moment ago.
