@@ -14,7 +14,8 @@ import (
 // TestFirestoreDown_503WithinBudgetThenBackWithin2s kills the Firestore
 // emulator under the load of 20 clients listing messages, and restarts it
 // on the same port. While it is down every answer is 503 with Retry-After
-// within STORE_TIMEOUT (plus a margin for a busy machine), none is a 500;
+// within STORE_TIMEOUT (plus a margin for a busy machine), none is a 500,
+// and no answer at all takes over 10 s;
 // once it is back (and holds the records again: the emulator loses them)
 // the first 200 comes within 2 s; and no goroutine or file descriptor is
 // left behind.
@@ -24,6 +25,7 @@ func TestFirestoreDown_503WithinBudgetThenBackWithin2s(t *testing.T) {
 		budget  = time.Second // STORE_TIMEOUT
 		margin  = time.Second // scheduling, HTTP, a busy machine
 		backIn  = 2 * time.Second
+		hang    = 10 * time.Second // no answer of any kind takes longer
 	)
 	project := firestoretest.ProjectID(t)
 	seed, _ := firestoretest.NewProjectClient(context.Background(), t, project)
@@ -82,8 +84,12 @@ func TestFirestoreDown_503WithinBudgetThenBackWithin2s(t *testing.T) {
 		case s.err != nil:
 			t.Errorf("request at %v: no answer: %v", s.start.Sub(stopped).Round(time.Millisecond), s.err)
 			continue
-		case s.took() > budget+margin:
-			t.Errorf("request at %v: answered %d after %v; the budget is %v", s.start.Sub(stopped).Round(time.Millisecond), s.status, s.took(), budget)
+		case s.status == http.StatusServiceUnavailable && s.took() > budget+margin:
+			t.Errorf("request at %v: answered 503 after %v; the budget is %v", s.start.Sub(stopped).Round(time.Millisecond), s.took(), budget)
+		case s.took() > hang:
+			// A request the restarted, still cold emulator serves may make
+			// several store calls, each within the budget.
+			t.Errorf("request at %v: answered %d after %v", s.start.Sub(stopped).Round(time.Millisecond), s.status, s.took())
 		}
 		switch {
 		case s.start.After(stopped) && s.end.Before(restarting):
