@@ -34,12 +34,18 @@ func clientIDOf(t *testing.T, client *http.Client, base string) (int, string) {
 
 // TestSecretManager_WarmInstancePastTTL_NotAnswering_NoRequestWaits: once an
 // instance holds its secrets, Secret Manager hanging or failing past
-// SECRET_TTL delays no request: none takes over 100 ms (or, on a machine
-// too busy for that, over twice the slowest of the same load run just
-// before with Secret Manager answering), and a version added meanwhile is
-// picked up once it answers again, without a restart.
+// SECRET_TTL delays no request, and a version added meanwhile is picked up
+// once it answers again, without a restart.
+//
+// "Delays no request" is checked against the fetch deadline rather than a
+// wall-clock figure: the renewals run for the whole outage (the fake holds
+// or refuses every RPC until the deadline), so a request that waited on one
+// would take the fetch deadline, secrets.DefaultFetchTimeout. Every request
+// must answer within a quarter of it, which an in-memory Authorize does many
+// times over even on a saturated machine; the figures themselves live in
+// TestFaultFigures.
 func TestSecretManager_WarmInstancePastTTL_NotAnswering_NoRequestWaits(t *testing.T) {
-	const ttl, clients, limit = 300 * time.Millisecond, 5, 100 * time.Millisecond
+	const ttl, clients, limit = 300 * time.Millisecond, 5, secrets.DefaultFetchTimeout / 4
 	for _, fault := range []struct {
 		name string
 		set  func(*fakesecretmanager.Server, bool)
@@ -64,25 +70,19 @@ func TestSecretManager_WarmInstancePastTTL_NotAnswering_NoRequestWaits(t *testin
 			}
 
 			authorize := func(int) shot { return authorizeJSON(client, srv.URL) }
-			l := startLoad(clients, authorize)
-			time.Sleep(500 * time.Millisecond)
-			var baseline time.Duration
-			for _, s := range l.finish() {
-				baseline = max(baseline, s.took())
-			}
-
 			time.Sleep(ttl)
 			fault.set(sm, true)
 			before := sm.AccessCount()
-			l = startLoad(clients, authorize)
+			l := startLoad(clients, authorize)
 			time.Sleep(500 * time.Millisecond)
 			shots := l.finish()
 			sm.AddVersion("oauth-client", rotated)
 			fault.set(sm, false)
-			slowest := max(limit, 2*baseline)
+			var slowest time.Duration
 			for _, s := range shots {
-				if s.status != http.StatusOK || s.took() > slowest {
-					t.Errorf("request: %d after %v (%v), want 200 within %v", s.status, s.took(), s.err, slowest)
+				slowest = max(slowest, s.took())
+				if s.status != http.StatusOK || s.took() > limit {
+					t.Errorf("request: %d after %v (%v), want 200 well inside the fetch deadline, within %v", s.status, s.took(), s.err, limit)
 				}
 			}
 			if n := sm.AccessCount() - before; !fault.rpcs(n) {
@@ -93,8 +93,8 @@ func TestSecretManager_WarmInstancePastTTL_NotAnswering_NoRequestWaits(t *testin
 			for {
 				status, id := clientIDOf(t, client, srv.URL)
 				if status == http.StatusOK && id == "rotated-client-id.apps.googleusercontent.com" {
-					t.Logf("%d requests during the outage, the slowest of the same load before it %v; the rotated client in use %v after",
-						len(shots), baseline, time.Since(back).Round(time.Millisecond))
+					t.Logf("%d requests during the outage, the slowest %v; the rotated client in use %v after",
+						len(shots), slowest.Round(time.Millisecond), time.Since(back).Round(time.Millisecond))
 					break
 				}
 				if time.Since(back) > 10*time.Second {
