@@ -338,9 +338,9 @@ func TestSetHanging_WaitsForDeadlineOrRelease(t *testing.T) {
 
 	srv.SetHanging(true)
 	const deadline = 200 * time.Millisecond
+	begin := time.Now() // before the deadline is set: it is measured from then
 	short, cancel := context.WithTimeout(ctx, deadline)
 	defer cancel()
-	begin := time.Now()
 	_, err := c.AccessSecretVersion(short, req)
 	if status.Code(err) != codes.DeadlineExceeded {
 		t.Errorf("AccessSecretVersion while hanging: %v, want DeadlineExceeded", err)
