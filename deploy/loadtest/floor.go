@@ -29,11 +29,8 @@ type floorProc struct {
 // list.
 func startFloor(ctx context.Context, cfg Config, st *stack, tr *http.Transport) (*floorProc, error) {
 	bin := filepath.Join(st.Dir, "floor")
-	flags, env := runnerproc.SameBuild() // as the runner is built
-	build := exec.CommandContext(ctx, "go", append(append([]string{"build"}, flags...), "-o", bin, floorPackage)...)
-	build.Env = append(os.Environ(), env...)
-	if out, err := build.CombinedOutput(); err != nil {
-		return nil, fmt.Errorf("go build %s: %v\n%s", floorPackage, err, out)
+	if err := runnerproc.BuildProgram(ctx, floorPackage, bin); err != nil { // as the runner is built
+		return nil, err
 	}
 	token, err := directToken(ctx, st, tr, "floor@loadtest.example")
 	if err != nil {
