@@ -136,7 +136,7 @@ func TestBrowser_RefusedConsentStoresNothing(t *testing.T) {
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			b := newBrowser(t, r) // a fresh profile for each
+			b := newBrowser(t, r) // a fresh browser context for each
 			shots := screenshotDir(t)
 			b.openConsent()
 			b.fillConsent(tc.email, !tc.untickGmail)

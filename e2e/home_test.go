@@ -55,7 +55,11 @@ func TestBrowser_HomePage_ConnectListSearchPageDisconnect(t *testing.T) {
 	b.screenshot(shots, "2-inbox.png")
 
 	// A search narrows the inbox to the sender's mail.
-	run(t, b.ctx, "search", chromedp.SendKeys(chromedp.ID("q"), "from:github"+kb.Enter))
+	run(t, b.ctx, "search", chromedp.Steps(
+		chromedp.Focus(chromedp.ID("q")),
+		insertText("from:github"),
+		chromedp.SendKeys(chromedp.ID("q"), kb.Enter),
+	))
 	b.awaitNewPage(first)
 	found := b.inbox()
 	if len(found) == 0 || len(found) > 25 {

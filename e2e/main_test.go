@@ -3,7 +3,7 @@
 // → ListMessages, the refusals, Disconnect, and the home page at / that does
 // all of it through the HTTP API. It needs Chromium (Debian
 // package chromium); without it the tests skip loudly, or fail under
-// CI=true. Set E2E_SCREENSHOT_DIR to keep the screenshots the tests take.
+// CI=true. Set E2E_SCREENSHOT_DIR to have the tests save screenshots there.
 package e2e_test
 
 import (
@@ -12,11 +12,16 @@ import (
 	"os"
 	"testing"
 
+	"github.com/gmail-oauth-functions/gmail-oauth-functions/internal/browsertest"
 	"github.com/gmail-oauth-functions/gmail-oauth-functions/internal/runnerproc"
 )
 
 // runnerBin is the local runner, built once for the package.
 var runnerBin string
+
+// browser is the package's Chromium; each test has a browser context of
+// its own in it.
+var browser browsertest.Shared
 
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "e2e-runner-")
@@ -31,6 +36,10 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	code := m.Run()
+	if err := browser.Close(); err != nil {
+		fmt.Fprintln(os.Stderr, "e2e:", err)
+		code = max(code, 1)
+	}
 	os.RemoveAll(dir)
 	os.Exit(code)
 }

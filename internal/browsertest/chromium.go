@@ -92,16 +92,7 @@ func NewBrowser(t testing.TB) context.Context {
 	exe := RequireChromium(t)
 	profile := t.TempDir() // removed after the browser's cleanup below
 	var output lockedBuffer
-	opts := append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(exe),
-		chromedp.UserDataDir(profile),
-		chromedp.WindowSize(1000, 800),
-		chromedp.CombinedOutput(&output),
-	)
-	for _, f := range ChromiumFlags {
-		opts = append(opts, chromedp.Flag(f.Name, f.Value))
-	}
-	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), allocatorOptions(exe, profile, &output)...)
 	ctx, cancel := chromedp.NewContext(allocCtx, chromedp.WithLogf(t.Logf))
 	t.Cleanup(func() {
 		done, stop := context.WithTimeout(ctx, 10*time.Second)
@@ -121,6 +112,21 @@ func NewBrowser(t testing.TB) context.Context {
 	}
 	t.Logf("Chromium started in %v (profile %s)", time.Since(start).Round(time.Millisecond), profile)
 	return ctx
+}
+
+// allocatorOptions start Chromium exe with ChromiumFlags and the user data
+// folder profile, its output going to output.
+func allocatorOptions(exe, profile string, output *lockedBuffer) []chromedp.ExecAllocatorOption {
+	opts := append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(exe),
+		chromedp.UserDataDir(profile),
+		chromedp.WindowSize(1000, 800),
+		chromedp.CombinedOutput(output),
+	)
+	for _, f := range ChromiumFlags {
+		opts = append(opts, chromedp.Flag(f.Name, f.Value))
+	}
+	return opts
 }
 
 // killProfileProcesses kills the processes (all started by this test) whose
