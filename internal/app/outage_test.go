@@ -11,14 +11,17 @@ import (
 	"github.com/gmail-oauth-functions/gmail-oauth-functions/internal/tokenstore/firestorestore"
 )
 
-// TestFirestoreDown_503WithinBudgetThenBackWithin2s kills the Firestore
-// emulator under the load of 20 clients listing messages, and restarts it
-// on the same port. While it is down every answer is 503 with Retry-After
-// within STORE_TIMEOUT (plus a margin for a busy machine), none is a 500,
-// and no answer at all takes over 10 s;
-// once it is back (and holds the records again: the emulator loses them)
-// the first 200 comes within 2 s; and no goroutine or file descriptor is
-// left behind.
+// TestFirestoreDown_503WithinBudgetThenBackWithin2s takes Firestore away
+// under the load of 20 clients listing messages, and brings it back on the
+// same address. The functions reach the emulator through a
+// firestoretest.Proxy, whose Cut resets every connection and refuses new
+// ones, as a Firestore process killed on that port does, and whose Restore
+// answers there again (a JVM restart of the emulator itself takes 20 to 40
+// s here, and is what TestFaultFigures measures). While it is away every
+// answer is 503 with Retry-After within STORE_TIMEOUT (plus a margin for a
+// busy machine), none is a 500, and no answer at all takes over 10 s; once
+// it is back the first 200 comes within 2 s, after the client's reconnect
+// backoff; and no goroutine or file descriptor is left behind.
 func TestFirestoreDown_503WithinBudgetThenBackWithin2s(t *testing.T) {
 	const (
 		clients = 20
@@ -28,8 +31,8 @@ func TestFirestoreDown_503WithinBudgetThenBackWithin2s(t *testing.T) {
 		hang    = 10 * time.Second // no answer of any kind takes longer
 	)
 	project := firestoretest.ProjectID(t)
-	seed, _ := firestoretest.NewProjectClient(context.Background(), t, project)
-	fs, _ := firestoretest.NewProjectClient(context.Background(), t, project)
+	proxy := firestoretest.NewProxy(t)
+	fs, _ := firestoretest.NewProjectClientAt(context.Background(), t, project, proxy.Addr())
 	st := firestorestore.New(fs, firestorestore.DefaultCollection)
 	h := newHarness(t, func(c *config.Config, d *Deps) { c.StoreTimeout, d.Store = budget, st })
 	srv := h.serveHTTP()
@@ -50,22 +53,20 @@ func TestFirestoreDown_503WithinBudgetThenBackWithin2s(t *testing.T) {
 	// emulator's first writes to a new project can take longer than 1 s on
 	// a busy machine. The load below runs within the budget under test.
 	st.Timeout = budget
-	docs := snapshotDocs(t, seed)
 	client.CloseIdleConnections()
 	time.Sleep(100 * time.Millisecond) // the server's ends of those connections close
 	base := countResources()
 
 	l := startLoad(clients, list)
 	time.Sleep(200 * time.Millisecond)
-	firestoretest.Stop(t)
+	proxy.Cut()
 	stopped := time.Now()
 	// Long enough that each client has a request wholly inside the outage:
 	// the one in flight at the stop ends within budget+margin, and the next
 	// one within budget+margin more.
 	time.Sleep(2*(budget+margin) + time.Second)
 	restarting := time.Now()
-	firestoretest.Restart(t)
-	restoreDocs(t, seed, docs)
+	proxy.Restore(t)
 	back := time.Now()
 	for time.Since(back) < 10*time.Second {
 		if _, ok := l.firstAfter(back, http.StatusOK); ok {
@@ -75,8 +76,7 @@ func TestFirestoreDown_503WithinBudgetThenBackWithin2s(t *testing.T) {
 	}
 	first, ok := l.firstAfter(back, http.StatusOK)
 	shots := l.finish()
-	t.Logf("emulator down %v (restart %v); %d requests", back.Sub(stopped).Round(100*time.Millisecond),
-		back.Sub(restarting).Round(100*time.Millisecond), len(shots))
+	t.Logf("Firestore away %v; %d requests", back.Sub(stopped).Round(100*time.Millisecond), len(shots))
 
 	during := 0
 	for _, s := range shots {
@@ -87,8 +87,7 @@ func TestFirestoreDown_503WithinBudgetThenBackWithin2s(t *testing.T) {
 		case s.status == http.StatusServiceUnavailable && s.took() > budget+margin:
 			t.Errorf("request at %v: answered 503 after %v; the budget is %v", s.start.Sub(stopped).Round(time.Millisecond), s.took(), budget)
 		case s.took() > hang:
-			// A request the restarted, still cold emulator serves may make
-			// several store calls, each within the budget.
+			// A request may make several store calls, each within the budget.
 			t.Errorf("request at %v: answered %d after %v", s.start.Sub(stopped).Round(time.Millisecond), s.status, s.took())
 		}
 		switch {
@@ -97,8 +96,6 @@ func TestFirestoreDown_503WithinBudgetThenBackWithin2s(t *testing.T) {
 			if s.status != http.StatusServiceUnavailable || s.retryAfter == "" {
 				t.Errorf("during the outage: %d with Retry-After %q, want 503 with Retry-After", s.status, s.retryAfter)
 			}
-		case s.status == http.StatusUnauthorized && s.end.After(restarting) && s.start.Before(back):
-			// The restarted emulator is empty until the records are restored.
 		case s.status != http.StatusOK && s.status != http.StatusServiceUnavailable:
 			t.Errorf("request at %v: %d", s.start.Sub(stopped).Round(time.Millisecond), s.status)
 		}

@@ -34,7 +34,13 @@ func NewClient(ctx context.Context, t testing.TB) (*firestore.Client, *RPCCounte
 // would be).
 func NewProjectClient(ctx context.Context, t testing.TB, project string) (*firestore.Client, *RPCCounter) {
 	t.Helper()
-	h := Require(t)
+	return NewProjectClientAt(ctx, t, project, Require(t))
+}
+
+// NewProjectClientAt is NewProjectClient through the emulator address h,
+// such as a Proxy's.
+func NewProjectClientAt(ctx context.Context, t testing.TB, project, h string) (*firestore.Client, *RPCCounter) {
+	t.Helper()
 	counter := new(RPCCounter)
 	// With FIRESTORE_EMULATOR_HOST set, the client library dials a connection
 	// of its own and ignores dial options, so the counting connection is
