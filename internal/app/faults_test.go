@@ -175,12 +175,24 @@ func countResources() resources {
 	return resources{runtime.NumGoroutine(), len(fds)}
 }
 
+// countResourcesBut is countResources without what p holds.
+func countResourcesBut(p *firestoretest.Proxy) resources {
+	r := countResources()
+	g, f := p.Held()
+	return resources{r.goroutines - g, r.fds - f}
+}
+
 // settlesTo waits up to d for the counts to come back to base (plus slack
 // for the runtime's own), and returns the last counts and whether they did.
 func settlesTo(base resources, slack int, d time.Duration) (resources, bool) {
+	return settlesToBy(countResources, base, slack, d)
+}
+
+// settlesToBy is settlesTo with the counts taken by count.
+func settlesToBy(count func() resources, base resources, slack int, d time.Duration) (resources, bool) {
 	deadline := time.Now().Add(d)
 	for {
-		now := countResources()
+		now := count()
 		if now.goroutines <= base.goroutines+slack && now.fds <= base.fds+slack {
 			return now, true
 		}

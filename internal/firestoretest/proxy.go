@@ -47,6 +47,20 @@ func NewProxy(t testing.TB) *Proxy {
 // Addr is the proxy's host:port, for NewProjectClientAt.
 func (p *Proxy) Addr() string { return p.addr }
 
+// Held returns the goroutines and file descriptors the proxy holds in this
+// process (its listener, and both ends it keeps of each connection), so
+// that a test counting the process's own can leave them out.
+func (p *Proxy) Held() (goroutines, fds int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	pairs := len(p.conns) / 2
+	goroutines, fds = 3*pairs, 2*pairs // a pipe and its two copies; the two ends
+	if p.ln != nil {
+		goroutines, fds = goroutines+1, fds+1
+	}
+	return goroutines, fds
+}
+
 // Cut closes the listener, so that new connections are refused, and
 // resets every open connection on both sides.
 func (p *Proxy) Cut() {
