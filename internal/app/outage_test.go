@@ -55,7 +55,9 @@ func TestFirestoreDown_503WithinBudgetThenBackWithin2s(t *testing.T) {
 	st.Timeout = budget
 	client.CloseIdleConnections()
 	time.Sleep(100 * time.Millisecond) // the server's ends of those connections close
-	count := func() resources { return countResourcesBut(proxy) } // the proxy is the test's, not the functions'
+	// The proxy is the test's: its goroutines and descriptors are not the
+	// functions'.
+	count := func() resources { return countResourcesBut(proxy) }
 	base := count()
 
 	l := startLoad(clients, list)
