@@ -21,7 +21,6 @@ import (
 // Call Close from TestMain after the tests ran.
 type Shared struct {
 	once    sync.Once
-	exe     string
 	profile string
 	output  lockedBuffer
 	ctx     context.Context // the browser's first tab
@@ -54,7 +53,6 @@ func (s *Shared) NewContext(t testing.TB) context.Context {
 
 // start starts the browser; the first test's t only logs.
 func (s *Shared) start(t testing.TB, exe string) {
-	s.exe = exe
 	if s.profile, s.err = os.MkdirTemp("", "browsertest-profile-"); s.err != nil {
 		return
 	}
