@@ -42,6 +42,12 @@ type Runner struct {
 	out  *lockedBuffer
 }
 
+// readyTimeout bounds a runner's start. The start is CPU-bound (a runner
+// with a new data folder first generates the fake Google's RSA signing
+// key), and on a CI machine saturated by the browser and emulator tests a
+// runner built with -race once printed nothing for 20 s.
+const readyTimeout = time.Minute
+
 // StartRunner starts the runner binary with -port, -fake-google-port and
 // -data (or their variables) and nothing else set but cfg.Env, waits until
 // its functions answer, and stops it when the test ends. When it picked the
@@ -61,7 +67,7 @@ func StartRunner(t testing.TB, cfg RunnerConfig) *Runner {
 			c.FakePort = FreePort(t)
 		}
 		r := startRunner(t, c)
-		_, _, err := r.proc.WaitReady(context.Background(), r.URL, r.FakeURL, 20*time.Second)
+		_, _, err := r.proc.WaitReady(context.Background(), r.URL, r.FakeURL, readyTimeout)
 		if err == nil {
 			return r
 		}
