@@ -25,7 +25,7 @@ func TestStartWaitReadyStop(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer p.Stop(5 * time.Second)
-	ready, took, err := p.WaitReady(t.Context(), "http://localhost:"+strconv.Itoa(port), "http://localhost:"+strconv.Itoa(fakePort), 20*time.Second)
+	ready, took, err := p.WaitReady(t.Context(), "http://localhost:"+strconv.Itoa(port), "http://localhost:"+strconv.Itoa(fakePort), time.Minute) // a start is CPU-bound: slow on a saturated machine
 	if err != nil || ready.Before(p.Started) || took <= 0 {
 		t.Fatalf("ready %v took %v: %v", ready, took, err)
 	}
