@@ -6,11 +6,39 @@ import (
 	"strings"
 )
 
+// The patterns have no counted repetitions: regexp compiles x{0,255} into
+// 255 copies of x, which cost a third of a megabyte of heap for the life of
+// the instance. The lengths are checked apart, in validProject, validSecretID
+// and validVersion.
 var (
-	projectRE  = regexp.MustCompile(`^([a-z][a-z0-9-]{4,28}[a-z0-9]|[a-z0-9.-]+:[a-z][a-z0-9-]{4,28}[a-z0-9]|[1-9][0-9]*)$`)
-	secretIDRE = regexp.MustCompile(`^[A-Za-z0-9_-]{1,255}$`)
-	versionRE  = regexp.MustCompile(`^(latest|[1-9][0-9]{0,18}|[A-Za-z][A-Za-z0-9_-]{0,62})$`)
+	projectRE  = regexp.MustCompile(`^(?:[a-z0-9.-]+:)?([a-z][a-z0-9-]*[a-z0-9]|[1-9][0-9]*)$`)
+	secretIDRE = regexp.MustCompile(`^[A-Za-z0-9_-]+$`)
+	versionRE  = regexp.MustCompile(`^(?:latest|([1-9][0-9]*)|([A-Za-z][A-Za-z0-9_-]*))$`)
 )
+
+// validProject reports whether p is a project ID (6 to 30 characters, with
+// an optional domain: prefix) or a project number.
+func validProject(p string) bool {
+	m := projectRE.FindStringSubmatch(p)
+	if m == nil {
+		return false
+	}
+	id := m[1]
+	return id[0] <= '9' || 6 <= len(id) && len(id) <= 30
+}
+
+// validSecretID reports whether id is a secret ID: letters, digits, - and
+// _, at most 255.
+func validSecretID(id string) bool {
+	return len(id) <= 255 && secretIDRE.MatchString(id)
+}
+
+// validVersion reports whether v is "latest", a version number (at most
+// 19 digits) or an alias (at most 63 characters).
+func validVersion(v string) bool {
+	m := versionRE.FindStringSubmatch(v)
+	return m != nil && len(m[1]) <= 19 && len(m[2]) <= 63
+}
 
 // ValidateName reports whether name is a Secret Manager version resource
 // name, projects/PROJECT/secrets/SECRET/versions/VERSION, where VERSION is
@@ -25,11 +53,11 @@ func ValidateName(name string) error {
 		return fmt.Errorf("secret version name %q names a secret, not a version: append /versions/latest or a version number", name)
 	case len(p) != 6 || p[0] != "projects" || p[2] != "secrets" || p[4] != "versions":
 		return fmt.Errorf("secret version name %q: %s", name, want)
-	case !projectRE.MatchString(p[1]):
+	case !validProject(p[1]):
 		return fmt.Errorf("secret version name %q: invalid project %q", name, p[1])
-	case !secretIDRE.MatchString(p[3]):
+	case !validSecretID(p[3]):
 		return fmt.Errorf("secret version name %q: invalid secret id %q (letters, digits, - and _, at most 255)", name, p[3])
-	case !versionRE.MatchString(p[5]):
+	case !validVersion(p[5]):
 		return fmt.Errorf("secret version name %q: invalid version %q (latest, a number from 1, or an alias)", name, p[5])
 	}
 	return nil

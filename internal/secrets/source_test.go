@@ -220,6 +220,20 @@ func TestValidateName(t *testing.T) {
 		{"projects/my-project/secrets/a.b/versions/1", "invalid secret id"},
 		{"projects/my-project/secrets/s/versions/0", "invalid version"},
 		{"projects/my-project/secrets/s/versions/", "invalid version"},
+		{"projects/abcdef/secrets/s/versions/1", ""},
+		{"projects/abcde/secrets/s/versions/1", "invalid project"},
+		{"projects/" + strings.Repeat("a", 30) + "/secrets/s/versions/1", ""},
+		{"projects/" + strings.Repeat("a", 31) + "/secrets/s/versions/1", "invalid project"},
+		{"projects/example.com:abcde/secrets/s/versions/1", "invalid project"},
+		{"projects/my-project-/secrets/s/versions/1", "invalid project"},
+		{"projects/1/secrets/s/versions/1", ""},
+		{"projects/my-project/secrets/" + strings.Repeat("s", 255) + "/versions/1", ""},
+		{"projects/my-project/secrets/" + strings.Repeat("s", 256) + "/versions/1", "invalid secret id"},
+		{"projects/my-project/secrets/s/versions/" + strings.Repeat("9", 19), ""},
+		{"projects/my-project/secrets/s/versions/" + strings.Repeat("9", 20), "invalid version"},
+		{"projects/my-project/secrets/s/versions/a" + strings.Repeat("b", 62), ""},
+		{"projects/my-project/secrets/s/versions/a" + strings.Repeat("b", 63), "invalid version"},
+		{"projects/my-project/secrets/s/versions/-alias", "invalid version"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
