@@ -227,6 +227,11 @@ func (s *Server) handleGet(w http.ResponseWriter, r *http.Request) {
 		writeAPIError(w, forbidden("Metadata scope doesn't allow format "+strings.ToUpper(format)))
 		return
 	}
+	mask, err := s.messageFieldMask(params.Get("fields"))
+	if err != nil {
+		writeAPIError(w, invalidArgument(err.Error()))
+		return
+	}
 	m, ok := s.mailboxOf(gr.user).byID[r.PathValue("id")]
 	if !ok {
 		writeAPIError(w, errNotFound)
@@ -253,14 +258,17 @@ func (s *Server) handleGet(w http.ResponseWriter, r *http.Request) {
 	case "raw":
 		out.Raw = base64.URLEncoding.EncodeToString([]byte(rawMessage(m)))
 	}
-	writeJSON(w, http.StatusOK, out)
+	writeMessage(w, &out, mask)
 }
 
 // dateLayout is RFC 5322's date format.
 const dateLayout = "Mon, 2 Jan 2006 15:04:05 -0700"
 
-// headersOf returns m's headers in message order.
-func headersOf(m *storedMessage) []apiHeader {
+// headersOf returns m's headers in message order. The slice is m's own.
+func headersOf(m *storedMessage) []apiHeader { return m.headers }
+
+// messageHeaders returns m's headers in message order.
+func messageHeaders(m *Message) []apiHeader {
 	return []apiHeader{
 		{"From", m.From},
 		{"To", m.To},

@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"maps"
 	"net/http"
+	"net/url"
 	"reflect"
 	"slices"
 	"strings"
@@ -601,6 +603,79 @@ func TestSeededMailbox_SearchFindsSendersAndSubjectWords(t *testing.T) {
 			}
 			if len(r.Messages) == 0 || r.ResultSizeEstimate >= all.ResultSizeEstimate {
 				t.Errorf("q=%s: %d messages of about %d, want some but fewer than the %d of the whole inbox", q, len(r.Messages), r.ResultSizeEstimate, all.ResultSizeEstimate)
+			}
+		})
+	}
+}
+
+// keysOf returns the names of a decoded JSON object, sorted.
+func keysOf(v any) []string {
+	m, _ := v.(map[string]any)
+	return slices.Sorted(maps.Keys(m))
+}
+
+func TestGetMessage_FieldsSelectsThePartialResponse(t *testing.T) {
+	h, _ := craftedHarness(t)
+	tok := h.tokenFor(t, "me@example.com").AccessToken
+	const get = "/gmail/v1/users/me/messages/a1?format=metadata&metadataHeaders=From&metadataHeaders=Subject"
+	tests := []struct {
+		fields                  string
+		wantTop, wantPayload    []string
+		wantHeader, wantHeaders []string // keys of a header; name=value of each
+	}{
+		{"", []string{"historyId", "id", "internalDate", "labelIds", "payload", "sizeEstimate", "snippet", "threadId"},
+			[]string{"filename", "headers", "mimeType", "partId"}, []string{"name", "value"},
+			[]string{"From=Alice <alice@example.org>", "Subject=Lunch on Tuesday"}},
+		{"id,threadId,snippet,payload/headers", []string{"id", "payload", "snippet", "threadId"},
+			[]string{"headers"}, []string{"name", "value"},
+			[]string{"From=Alice <alice@example.org>", "Subject=Lunch on Tuesday"}},
+		{"payload(mimeType,headers/value)", []string{"payload"},
+			[]string{"headers", "mimeType"}, []string{"value"}, []string{"=Alice <alice@example.org>", "=Lunch on Tuesday"}},
+		{"payload/headers,payload", []string{"payload"}, // the whole field wins
+			[]string{"filename", "headers", "mimeType", "partId"}, []string{"name", "value"},
+			[]string{"From=Alice <alice@example.org>", "Subject=Lunch on Tuesday"}},
+		{"sizeEstimate", []string{"sizeEstimate"}, nil, nil, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.fields, func(t *testing.T) {
+			res, body := h.gmailGET(t, tok, get+"&fields="+url.QueryEscape(tt.fields))
+			if res.StatusCode != http.StatusOK {
+				t.Fatalf("%d %v", res.StatusCode, body)
+			}
+			if got := keysOf(body); !slices.Equal(got, tt.wantTop) {
+				t.Errorf("fields %v, want %v", got, tt.wantTop)
+			}
+			payload, _ := body["payload"].(map[string]any)
+			if got := keysOf(payload); tt.wantPayload != nil && !slices.Equal(got, tt.wantPayload) {
+				t.Errorf("payload fields %v, want %v", got, tt.wantPayload)
+			}
+			var headers []string
+			hs, _ := payload["headers"].([]any)
+			for _, hv := range hs {
+				if got := keysOf(hv); !slices.Equal(got, tt.wantHeader) {
+					t.Errorf("header fields %v, want %v", got, tt.wantHeader)
+				}
+				m := hv.(map[string]any)
+				name, _ := m["name"].(string)
+				value, _ := m["value"].(string)
+				headers = append(headers, name+"="+value)
+			}
+			if !slices.Equal(headers, tt.wantHeaders) {
+				t.Errorf("headers %q, want %q", headers, tt.wantHeaders)
+			}
+		})
+	}
+}
+
+func TestGetMessage_InvalidFieldsIs400(t *testing.T) {
+	h, _ := craftedHarness(t)
+	tok := h.tokenFor(t, "me@example.com").AccessToken
+	for _, fields := range []string{"nosuch", "id,nosuch", "id/x", "payload(headers", "payload(nosuch)", "payload/headers/nosuch", "id,", ",id"} {
+		t.Run(fields, func(t *testing.T) {
+			res, body := h.gmailGET(t, tok, "/gmail/v1/users/me/messages/a1?fields="+url.QueryEscape(fields))
+			e, _ := body["error"].(map[string]any)
+			if msg, _ := e["message"].(string); res.StatusCode != http.StatusBadRequest || !strings.HasPrefix(msg, "Invalid field selection") || e["status"] != "INVALID_ARGUMENT" {
+				t.Fatalf("%d %v", res.StatusCode, body)
 			}
 		})
 	}

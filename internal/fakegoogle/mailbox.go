@@ -35,6 +35,8 @@ type storedMessage struct {
 	labels    map[string]bool
 	// Lower-cased fields, for case-insensitive search.
 	from, to, subject, snippet string
+	// headers are the message's headers, as a get answers them.
+	headers []apiHeader
 	// size is the length of the message as RFC 5322, once a get has
 	// needed it (0 before): Gmail stores a message's sizeEstimate rather
 	// than rendering the message to answer a get.
@@ -103,6 +105,7 @@ func newMailbox(msgs []Message) *mailbox {
 			subject: strings.ToLower(m.Subject),
 			snippet: strings.ToLower(m.Snippet),
 		}
+		sm.headers = messageHeaders(&sm.Message)
 		for _, l := range m.LabelIDs {
 			sm.labels[l] = true
 		}

@@ -127,7 +127,8 @@ type Server struct {
 	gmailFaults   []Fault
 	messageFaults map[string][]Fault // by message id
 	tokenFaults   []tokenFault
-	inFlight      map[*user]int // Gmail requests being served
+	inFlight      map[*user]int        // Gmail requests being served
+	fieldMasks    map[string]fieldMask // parsed "fields" of messages.get
 }
 
 // New returns a fake configured by opts, with the demo user already present.
