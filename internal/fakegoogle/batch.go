@@ -3,6 +3,7 @@ package fakegoogle
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -10,8 +11,8 @@ import (
 	"mime"
 	"mime/multipart"
 	"net/http"
-	"net/http/httptest"
 	"net/textproto"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -74,7 +75,7 @@ func (s *Server) handleBatch(w http.ResponseWriter, r *http.Request) {
 
 	ctx := context.WithValue(r.Context(), batchPartKey{}, true)
 	// The answer is built whole and sent in one write; a part's answer is
-	// about a kilobyte.
+	// about half a kilobyte.
 	var buf bytes.Buffer
 	buf.Grow(len(parts) << 10)
 	mw := multipart.NewWriter(&buf)
@@ -84,6 +85,7 @@ func (s *Server) handleBatch(w http.ResponseWriter, r *http.Request) {
 			s.leaveGmail(u)
 		}
 	}()
+	rec := &partRecorder{header: http.Header{}} // reused by the parts, one after another
 	for _, p := range parts {
 		req := p.req.WithContext(ctx)
 		req.RemoteAddr = r.RemoteAddr
@@ -92,7 +94,7 @@ func (s *Server) handleBatch(w http.ResponseWriter, r *http.Request) {
 				req.Header[k] = v
 			}
 		}
-		rec := httptest.NewRecorder()
+		rec.reset()
 		u, _, _ := s.validAccessToken(bearerToken(req))
 		switch {
 		case !strings.HasPrefix(req.URL.Path, "/gmail/v1/"):
@@ -105,7 +107,7 @@ func (s *Server) handleBatch(w http.ResponseWriter, r *http.Request) {
 			}
 			s.mux.ServeHTTP(rec, req)
 		}
-		if err := writeBatchAnswer(mw, p.contentID, rec); err != nil {
+		if err := rec.writePart(mw, p.contentID); err != nil {
 			http.Error(w, "fakegoogle: writing the batch answer: "+err.Error(), http.StatusInternalServerError)
 			return
 		}
@@ -142,30 +144,76 @@ func readBatch(body io.Reader, contentType string) ([]batchPart, error) {
 		if err != nil {
 			return parts, fmt.Errorf("part %d: %v", len(parts)+1, err)
 		}
-		b, err := io.ReadAll(req.Body)
-		if err != nil {
-			return parts, fmt.Errorf("part %d: %v", len(parts)+1, err)
+		if req.Body != http.NoBody {
+			b, err := io.ReadAll(req.Body)
+			if err != nil {
+				return parts, fmt.Errorf("part %d: %v", len(parts)+1, err)
+			}
+			req.Body = io.NopCloser(bytes.NewReader(b))
 		}
-		req.Body = io.NopCloser(bytes.NewReader(b))
 		parts = append(parts, batchPart{contentID: p.Header.Get("Content-ID"), req: req})
 	}
 }
 
-// writeBatchAnswer writes rec's answer as a part named after contentID.
-func writeBatchAnswer(mw *multipart.Writer, contentID string, rec *httptest.ResponseRecorder) error {
-	h := textproto.MIMEHeader{}
-	h.Set("Content-Type", "application/http")
+// partRecorder is the http.ResponseWriter of a batch's part: it keeps the
+// handler's answer for writePart.
+type partRecorder struct {
+	header http.Header
+	code   int
+	body   []byte
+}
+
+func (p *partRecorder) Header() http.Header { return p.header }
+
+func (p *partRecorder) WriteHeader(code int) {
+	if p.code == 0 {
+		p.code = code
+	}
+}
+
+func (p *partRecorder) Write(b []byte) (int, error) {
+	p.WriteHeader(http.StatusOK)
+	p.body = append(p.body, b...)
+	return len(b), nil
+}
+
+// reset makes p ready for the next part.
+func (p *partRecorder) reset() {
+	clear(p.header)
+	p.code = 0
+	p.body = p.body[:0]
+}
+
+// writePart writes p's answer as an application/http part of mw named
+// after contentID: the status line, the handler's headers with a
+// Content-Length, and the body, as http.Response.Write writes them.
+func (p *partRecorder) writePart(mw *multipart.Writer, contentID string) error {
+	h := textproto.MIMEHeader{"Content-Type": {"application/http"}}
 	if contentID != "" {
-		h.Set("Content-ID", responseID(contentID))
+		h["Content-Id"] = []string{responseID(contentID)}
 	}
 	pw, err := mw.CreatePart(h)
 	if err != nil {
 		return err
 	}
-	resp := rec.Result()
-	resp.ContentLength = int64(rec.Body.Len())
-	resp.Header.Set("Content-Length", strconv.Itoa(rec.Body.Len()))
-	return resp.Write(pw)
+	code := cmp.Or(p.code, http.StatusOK)
+	p.header["Content-Length"] = []string{strconv.Itoa(len(p.body))}
+	b := make([]byte, 0, 256+len(p.body))
+	b = fmt.Appendf(b, "HTTP/1.1 %03d %s\r\n", code, http.StatusText(code))
+	var keys [8]string
+	sorted := keys[:0]
+	for k := range p.header {
+		sorted = append(sorted, k)
+	}
+	slices.Sort(sorted)
+	for _, k := range sorted {
+		for _, v := range p.header[k] {
+			b = append(append(append(append(b, k...), ": "...), v...), "\r\n"...)
+		}
+	}
+	b = append(append(b, "\r\n"...), p.body...)
+	_, err = pw.Write(b)
+	return err
 }
 
 // responseID names the answer to the part whose Content-ID is id, as

@@ -1,8 +1,12 @@
 package fakegoogle
 
 import (
+	"bytes"
+	"fmt"
+	"mime/multipart"
 	"net/http"
 	"net/http/httptest"
+	"net/textproto"
 	"strings"
 	"testing"
 )
@@ -48,4 +52,36 @@ func BenchmarkRefresh(b *testing.B) {
 			}
 		}
 	})
+}
+
+// BenchmarkGmailBatch measures one batch of 50 users.messages.get calls in
+// format=metadata, as ListMessages sends them, through the handler,
+// without the network: reading the batch, serving each part, writing the
+// answer.
+func BenchmarkGmailBatch(b *testing.B) {
+	fake := New(Options{GmailQuotaPerMinute: -1})
+	fake.mu.Lock()
+	u := fake.userLocked(DemoEmail)
+	token := fake.issueAccessLocked(u, []string{GmailReadonlyScope}).value
+	fake.mu.Unlock()
+	var body bytes.Buffer
+	mw := multipart.NewWriter(&body)
+	for i, m := range fake.mailboxOf(u).msgs[:50] {
+		pw, _ := mw.CreatePart(textproto.MIMEHeader{"Content-Type": {"application/http"}, "Content-Id": {fmt.Sprintf("<item-%d>", i)}})
+		fmt.Fprintf(pw, "GET /gmail/v1/users/me/messages/%s?fields=id%%2CthreadId%%2Csnippet%%2Cpayload%%2Fheaders&format=metadata&metadataHeaders=From&metadataHeaders=To&metadataHeaders=Subject&metadataHeaders=Date HTTP/1.1\r\nHost: gmail.googleapis.com\r\n\r\n", m.ID)
+	}
+	mw.Close()
+	contentType := "multipart/mixed; boundary=" + mw.Boundary()
+	b.ReportAllocs()
+	b.SetBytes(int64(body.Len()))
+	for b.Loop() {
+		req := httptest.NewRequest(http.MethodPost, "/batch/gmail/v1", bytes.NewReader(body.Bytes()))
+		req.Header.Set("Authorization", "Bearer "+token)
+		req.Header.Set("Content-Type", contentType)
+		rec := httptest.NewRecorder()
+		fake.ServeHTTP(rec, req)
+		if rec.Code != http.StatusOK || strings.Count(rec.Body.String(), "HTTP/1.1 200 OK") != 50 {
+			b.Fatalf("status %d: %.500s", rec.Code, rec.Body)
+		}
+	}
 }
