@@ -45,6 +45,9 @@ func TestAuthorizationEndpointRejectsBadRequests(t *testing.T) {
 		}, 0, "", "invalid_request"},
 		{"method without challenge redirects with invalid_request", func(q url.Values) { q.Set("code_challenge_method", "S256") }, 0, "", "invalid_request"},
 		{"short code_challenge redirects with invalid_request", func(q url.Values) { q.Set("code_challenge", "short") }, 0, "", "invalid_request"},
+		{"42-character code_challenge redirects with invalid_request", func(q url.Values) { q.Set("code_challenge", strings.Repeat("a", 42)) }, 0, "", "invalid_request"},
+		{"129-character code_challenge redirects with invalid_request", func(q url.Values) { q.Set("code_challenge", strings.Repeat("a", 129)) }, 0, "", "invalid_request"},
+		{"code_challenge outside the unreserved characters redirects with invalid_request", func(q url.Values) { q.Set("code_challenge", strings.Repeat("a", 42)+"+") }, 0, "", "invalid_request"},
 		{"repeated scope redirects with invalid_request", func(q url.Values) { q.Add("scope", "openid") }, 0, "", "invalid_request"},
 	}
 	for _, tt := range tests {

@@ -272,7 +272,7 @@ func (s *Server) expiresIn() int {
 
 // pkceMatches reports whether verifier answers challenge (RFC 7636).
 func pkceMatches(method, challenge, verifier string) bool {
-	if !pkceChallenge.MatchString(verifier) {
+	if !validPKCE(verifier) {
 		return false
 	}
 	want := verifier
