@@ -5,10 +5,12 @@ import (
 	"bytes"
 	"compress/gzip"
 	"errors"
+	"fmt"
 	"io"
 	"mime"
 	"mime/multipart"
 	"net/http"
+	"net/textproto"
 	"strings"
 	"testing"
 	"time"
@@ -229,4 +231,49 @@ func FuzzDecodeBatch(f *testing.F) {
 			}
 		}
 	})
+}
+
+// BenchmarkBatchCodec measures the functions' side of one batch of 50
+// metadata gets: the part requests built and encoded, and an answer of 50
+// parts as Gmail writes them decoded into the messages.
+func BenchmarkBatchCodec(b *testing.B) {
+	c := New(Options{Endpoint: "https://gmail.example/"})
+	const n = 50
+	msgs := make([]Message, n)
+	idx := make([]int, n)
+	var answer bytes.Buffer
+	mw := multipart.NewWriter(&answer)
+	for i := range msgs {
+		msgs[i].ID = fmt.Sprintf("18c0ffee%08x", i)
+		idx[i] = i
+		pw, _ := mw.CreatePart(textproto.MIMEHeader{"Content-Type": {"application/http"}, "Content-Id": {fmt.Sprintf("<response-item-%d>", i)}})
+		body := fmt.Sprintf(`{"id":%q,"threadId":%q,"snippet":"Lunch on Thursday? I found a place near the office that does a good set menu, shall we","payload":{"headers":[{"name":"From","value":"Alice Example <alice@example.com>"},{"name":"To","value":"demo@example.com"},{"name":"Subject","value":"Lunch on Thursday"},{"name":"Date","value":"Tue, 1 Dec 2026 10:00:00 +0000"}]}}`, msgs[i].ID, msgs[i].ID)
+		fmt.Fprintf(pw, "HTTP/1.1 200 OK\r\nContent-Type: application/json; charset=UTF-8\r\nVary: Origin\r\nVary: X-Origin\r\nVary: Referer\r\nContent-Length: %d\r\n\r\n%s", len(body), body)
+	}
+	mw.Close()
+	contentType := "multipart/mixed; boundary=" + mw.Boundary()
+	b.ReportAllocs()
+	for b.Loop() {
+		reqs, err := c.partRequests(msgs, idx)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, _, err := encodeBatch(reqs); err != nil {
+			b.Fatal(err)
+		}
+		parts, err := decodeBatch(contentType, bytes.NewReader(answer.Bytes()), n)
+		if err != nil {
+			b.Fatal(err)
+		}
+		for j, p := range parts {
+			a := decodeAnswer(p)
+			if a.err != nil {
+				b.Fatal(a.err)
+			}
+			fillMetadata(&msgs[j], a.msg)
+		}
+	}
+	if msgs[n-1].Subject != "Lunch on Thursday" {
+		b.Fatalf("message %+v", msgs[n-1])
+	}
 }

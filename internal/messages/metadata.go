@@ -171,14 +171,9 @@ func (r *run) batch(ctx context.Context, msgs []Message, idx []int) ([]error, er
 	if err := r.charge(ctx, getCost, len(idx)); err != nil {
 		return nil, err
 	}
-	reqs := make([]*http.Request, len(idx))
-	for j, i := range idx {
-		req, err := http.NewRequest(http.MethodGet, r.c.messageURL(msgs[i].ID), nil)
-		if err != nil {
-			return nil, fmt.Errorf("messages: gmail %s: %w", getMethod, err)
-		}
-		req.Header["User-Agent"] = []string{""} // the batch request's applies
-		reqs[j] = req
+	reqs, err := r.c.partRequests(msgs, idx)
+	if err != nil {
+		return nil, err
 	}
 	body, contentType, err := encodeBatch(reqs)
 	if err != nil {
@@ -207,6 +202,21 @@ func (r *run) batch(ctx context.Context, msgs []Message, idx []int) ([]error, er
 		}
 	}
 	return errs, nil
+}
+
+// partRequests returns the users.messages.get requests of a batch, for
+// the messages at indexes idx of msgs.
+func (c *Client) partRequests(msgs []Message, idx []int) ([]*http.Request, error) {
+	reqs := make([]*http.Request, len(idx))
+	for j, i := range idx {
+		req, err := http.NewRequest(http.MethodGet, c.messageURL(msgs[i].ID), nil)
+		if err != nil {
+			return nil, fmt.Errorf("messages: gmail %s: %w", getMethod, err)
+		}
+		req.Header["User-Agent"] = []string{""} // the batch request's applies
+		reqs[j] = req
+	}
+	return reqs, nil
 }
 
 // answer is one part's answer: the message or Gmail's error.
