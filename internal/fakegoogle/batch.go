@@ -158,9 +158,10 @@ func readBatch(body io.Reader, contentType string) ([]batchPart, error) {
 // partRecorder is the http.ResponseWriter of a batch's part: it keeps the
 // handler's answer for writePart.
 type partRecorder struct {
-	header http.Header
-	code   int
-	body   []byte
+	header  http.Header
+	code    int
+	body    []byte
+	scratch []byte // the part as written, kept for the next
 }
 
 func (p *partRecorder) Header() http.Header { return p.header }
@@ -198,8 +199,7 @@ func (p *partRecorder) writePart(mw *multipart.Writer, contentID string) error {
 	}
 	code := cmp.Or(p.code, http.StatusOK)
 	p.header["Content-Length"] = []string{strconv.Itoa(len(p.body))}
-	b := make([]byte, 0, 256+len(p.body))
-	b = fmt.Appendf(b, "HTTP/1.1 %03d %s\r\n", code, http.StatusText(code))
+	b := fmt.Appendf(p.scratch[:0], "HTTP/1.1 %03d %s\r\n", code, http.StatusText(code))
 	var keys [8]string
 	sorted := keys[:0]
 	for k := range p.header {
@@ -212,6 +212,7 @@ func (p *partRecorder) writePart(mw *multipart.Writer, contentID string) error {
 		}
 	}
 	b = append(append(b, "\r\n"...), p.body...)
+	p.scratch = b
 	_, err = pw.Write(b)
 	return err
 }

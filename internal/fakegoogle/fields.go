@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"sync"
 
 	"github.com/go-json-experiment/json/jsontext"
 )
@@ -274,14 +275,21 @@ func appendPart(b []byte, p *apiPart, mask fieldMask) []byte {
 	return o.b
 }
 
+// messageBuffers are the buffers writeMessage encodes in: a get is
+// answered by the thousand in a batch.
+var messageBuffers = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
+
 // writeMessage answers 200 with m, the fields mask selects, with the
 // headers writeJSON gives.
 func writeMessage(w http.ResponseWriter, m *apiMessage, mask fieldMask) {
-	b := appendMessage(make([]byte, 0, 1024), m, mask)
+	bp := messageBuffers.Get().(*[]byte)
+	defer messageBuffers.Put(bp)
+	b := append(appendMessage((*bp)[:0], m, mask), '\n')
+	*bp = b
 	h := w.Header()
 	h["Content-Type"] = []string{"application/json; charset=utf-8"}
 	h["Cache-Control"] = []string{"no-cache, no-store, max-age=0, must-revalidate"}
 	h["Pragma"] = []string{"no-cache"}
 	w.WriteHeader(http.StatusOK)
-	w.Write(append(b, '\n'))
+	w.Write(b)
 }
