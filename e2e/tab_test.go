@@ -53,11 +53,12 @@ func newBrowser(t *testing.T, r *browsertest.Runner) tab {
 }
 
 // startRunner starts the local runner with no settings but its ports and
-// data folder, once it knows Chromium is there.
+// data folder, once it knows Chromium is there. The folder is seeded with
+// the fake Google's state, so that the runner does not generate a key.
 func startRunner(t *testing.T) *browsertest.Runner {
 	t.Helper()
 	browsertest.RequireChromium(t) // every test here needs it; skip before starting anything
-	return browsertest.StartRunner(t, browsertest.RunnerConfig{Bin: runnerBin})
+	return browsertest.StartRunner(t, browsertest.RunnerConfig{Bin: runnerBin, SeedFakeState: true})
 }
 
 // newTab opens another tab in the same browser (same cookies), closed when

@@ -5,11 +5,13 @@ import (
 	"context"
 	"encoding/json"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/gmail-oauth-functions/gmail-oauth-functions/internal/fakegoogle"
 	"github.com/gmail-oauth-functions/gmail-oauth-functions/internal/runnerproc"
 )
 
@@ -27,6 +29,12 @@ type RunnerConfig struct {
 	// user's run does. Otherwise the runner logs JSON, whose access lines
 	// Requests reads.
 	TextLog bool
+	// SeedFakeState writes the fake Google's state file into a new
+	// DataDir before the start, with this process's signing key
+	// (fakegoogle.SeedStateFile), so that the runner loads its key instead
+	// of spending seconds generating one. A test of what a first start
+	// writes leaves it false.
+	SeedFakeState bool
 }
 
 // Runner is a running local runner.
@@ -43,8 +51,8 @@ type Runner struct {
 }
 
 // readyTimeout bounds a runner's start. The start is CPU-bound (a runner
-// with a new data folder first generates the fake Google's RSA signing
-// key), and on a CI machine saturated by the browser and emulator tests a
+// with a new data folder, unless seeded, first generates the fake Google's
+// RSA signing key), and on a CI machine saturated by the browser and emulator tests a
 // runner built with -race once printed nothing for 20 s.
 const readyTimeout = time.Minute
 
@@ -56,6 +64,11 @@ func StartRunner(t testing.TB, cfg RunnerConfig) *Runner {
 	t.Helper()
 	if cfg.DataDir == "" {
 		cfg.DataDir = t.TempDir()
+		if cfg.SeedFakeState {
+			if err := fakegoogle.SeedStateFile(filepath.Join(cfg.DataDir, fakegoogle.StateFileName)); err != nil {
+				t.Fatal(err)
+			}
+		}
 	}
 	pickPorts := cfg.Port == 0 || cfg.FakePort == 0
 	for attempt := 1; ; attempt++ {

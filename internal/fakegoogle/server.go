@@ -147,6 +147,11 @@ func New(opts Options) *Server {
 // earlier Server; it fails, leaving the file untouched, when the file exists
 // but cannot be read or decoded, and when a fresh state cannot be written.
 func Open(opts Options) (*Server, error) {
+	return open(opts, generateSigner)
+}
+
+// open is Open, with newSigner making the signing key of a new state file.
+func open(opts Options, newSigner func() (*signer, error)) (*Server, error) {
 	if opts.ClientID == "" {
 		opts.ClientID = DefaultClientID
 	}
@@ -185,7 +190,7 @@ func Open(opts Options) (*Server, error) {
 	if opts.StateFile == "" {
 		s.signer, s.formKey = sharedSigner(), newFormKey()
 		s.userLocked(DemoEmail)
-	} else if err := s.openState(); err != nil {
+	} else if err := s.openState(newSigner); err != nil {
 		return nil, err
 	}
 	s.routes()

@@ -63,13 +63,29 @@ type stateMailbox struct {
 	Messages []Message `json:"messages"`
 }
 
+// StateFileName is the name of the fake's state file in the local
+// runner's data folder.
+const StateFileName = "fakegoogle.json"
+
+// SeedStateFile writes a new state file at path, as Open does for a
+// StateFile that does not exist yet, but with the process's shared signing
+// key (the one of every Server without a StateFile) instead of a new one.
+// A file already there is left as it is. Tests that start local runners on
+// new folders seed each one: generating a 2048-bit RSA key takes seconds,
+// several times that under the race detector, at every such start.
+func SeedStateFile(path string) error {
+	_, err := open(Options{StateFile: path}, func() (*signer, error) { return sharedSigner(), nil })
+	return err
+}
+
 // openState sets up a new Server from Options.StateFile: it loads the file,
-// or with no file makes new keys and writes them at once.
-func (s *Server) openState() error {
+// or with no file makes new keys (the signing key from newSigner) and
+// writes them at once.
+func (s *Server) openState(newSigner func() (*signer, error)) error {
 	path := s.opts.StateFile
 	b, err := os.ReadFile(path)
 	if errors.Is(err, fs.ErrNotExist) {
-		sg, err := generateSigner()
+		sg, err := newSigner()
 		if err != nil {
 			return err
 		}

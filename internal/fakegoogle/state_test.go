@@ -424,3 +424,30 @@ func TestStateFileSaveFailure(t *testing.T) {
 	}
 	checkStateFileMode(t, path)
 }
+
+func TestSeedStateFile_OpensWithTheSharedKeyAndIsNotRewritten(t *testing.T) {
+	path := filepath.Join(t.TempDir(), StateFileName)
+	if err := SeedStateFile(path); err != nil {
+		t.Fatal(err)
+	}
+	seeded, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi, err := os.Stat(path); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Errorf("seeded file: %v, %v; want mode 0600", fi, err)
+	}
+	s, err := Open(Options{StateFile: path})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !s.signer.key.Equal(sharedSigner().key) {
+		t.Error("the seeded state's signing key is not the process's shared key")
+	}
+	if err := SeedStateFile(path); err != nil {
+		t.Fatal(err)
+	}
+	if again, _ := os.ReadFile(path); !bytes.Equal(again, seeded) {
+		t.Error("seeding an existing state file rewrote it")
+	}
+}

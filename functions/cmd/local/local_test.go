@@ -111,7 +111,7 @@ func TestRunner_LogSettings(t *testing.T) {
 		{"LOG_FORMAT=json", `"severity":"INFO","message":"request","function":"Authorize","method":"GET","status":200`},
 	} {
 		t.Run(tc.env, func(t *testing.T) {
-			r := browsertest.StartRunner(t, browsertest.RunnerConfig{Bin: runnerBin, TextLog: true, Env: []string{tc.env}})
+			r := browsertest.StartRunner(t, browsertest.RunnerConfig{Bin: runnerBin, TextLog: true, Env: []string{tc.env}, SeedFakeState: true})
 			r.AwaitOutput(tc.want)
 		})
 	}
@@ -121,7 +121,7 @@ func TestRunner_LogSettings(t *testing.T) {
 // plain HTTP client with a cookie jar goes Authorize → (fake approves) →
 // Callback → ListMessages.
 func TestRunner_AutoApproveScriptedFlow(t *testing.T) {
-	r := browsertest.StartRunner(t, browsertest.RunnerConfig{Bin: runnerBin, Env: []string{autoApprove}})
+	r := browsertest.StartRunner(t, browsertest.RunnerConfig{Bin: runnerBin, Env: []string{autoApprove}, SeedFakeState: true})
 	c := newClient(t)
 	connect(t, c, r)
 
@@ -331,7 +331,7 @@ func TestRunner_WithFirestoreEmulator_KeepsTokensThere(t *testing.T) {
 	// about where the tokens go, and on a saturated CI machine the
 	// emulator's first write in a new project has taken over the 3 s
 	// default. The budget itself is tested in internal/app.
-	r := browsertest.StartRunner(t, browsertest.RunnerConfig{Bin: runnerBin,
+	r := browsertest.StartRunner(t, browsertest.RunnerConfig{Bin: runnerBin, SeedFakeState: true,
 		Env: []string{autoApprove, "FIRESTORE_EMULATOR_HOST=" + host, "GOOGLE_CLOUD_PROJECT=" + project, "STORE_TIMEOUT=30s"}})
 	c := newClient(t)
 	connect(t, c, r)

@@ -132,7 +132,7 @@ func awaitListening(addr string, served <-chan error, timeout time.Duration) err
 // data folder, next to the tokens the app stores, so both survive a restart.
 func startFakeGoogle(port, dataDir, base string, opts fakegoogle.Options) error {
 	opts.RedirectURIs = []string{base + "/Callback"}
-	opts.StateFile = filepath.Join(dataDir, "fakegoogle.json")
+	opts.StateFile = filepath.Join(dataDir, fakegoogle.StateFileName)
 	fake, err := fakegoogle.Open(opts)
 	if err != nil {
 		return fmt.Errorf("fake Google: %w", err)
