@@ -12,12 +12,16 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 		http.Error(w, "fakegoogle: encoding response: "+err.Error(), http.StatusInternalServerError)
 		return
 	}
-	h := w.Header()
-	h.Set("Content-Type", "application/json; charset=utf-8")
-	h.Set("Cache-Control", "no-cache, no-store, max-age=0, must-revalidate")
-	h.Set("Pragma", "no-cache")
+	setJSONHeaders(w.Header())
 	w.WriteHeader(status)
 	w.Write(append(b, '\n'))
+}
+
+// setJSONHeaders sets the headers of Google's JSON answers.
+func setJSONHeaders(h http.Header) {
+	h["Content-Type"] = []string{"application/json; charset=utf-8"}
+	h["Cache-Control"] = []string{"no-cache, no-store, max-age=0, must-revalidate"}
+	h["Pragma"] = []string{"no-cache"}
 }
 
 // oauthError is the error body of Google's OAuth endpoints.

@@ -163,12 +163,6 @@ type jsonObject struct {
 	n    int // members appended
 }
 
-// begin appends the object's {.
-func (o *jsonObject) begin() { o.b = append(o.b, '{') }
-
-// end appends the object's }.
-func (o *jsonObject) end() { o.b = append(o.b, '}') }
-
 // key appends the member name's key if the mask selects it, and returns
 // the selection within it.
 func (o *jsonObject) key(name string) (fieldMask, bool) {
@@ -200,79 +194,94 @@ func (o *jsonObject) int(name string, v int) {
 	}
 }
 
+// strs appends the member name: vs, an array of strings, unless vs is
+// empty.
+func (o *jsonObject) strs(name string, vs []string) {
+	if len(vs) == 0 {
+		return
+	}
+	if _, ok := o.key(name); ok {
+		o.b = append(o.b, '[')
+		for i, v := range vs {
+			if i > 0 {
+				o.b = append(o.b, ',')
+			}
+			o.b, _ = jsontext.AppendQuote(o.b, v)
+		}
+		o.b = append(o.b, ']')
+	}
+}
+
+// object appends the member name: an object whose members fill appends.
+func (o *jsonObject) object(name string, fill func(*jsonObject)) {
+	if sub, ok := o.key(name); ok {
+		o.b = appendObject(o.b, sub, fill)
+	}
+}
+
+// objects appends the member name: an array of n objects, the members of
+// the i-th appended by fill, unless n is 0.
+func (o *jsonObject) objects(name string, n int, fill func(e *jsonObject, i int)) {
+	if n == 0 {
+		return
+	}
+	if sub, ok := o.key(name); ok {
+		o.b = append(o.b, '[')
+		for i := range n {
+			if i > 0 {
+				o.b = append(o.b, ',')
+			}
+			o.b = appendObject(o.b, sub, func(e *jsonObject) { fill(e, i) })
+		}
+		o.b = append(o.b, ']')
+	}
+}
+
+// appendObject appends a JSON object whose members, those mask selects,
+// fill appends.
+func appendObject(b []byte, mask fieldMask, fill func(*jsonObject)) []byte {
+	o := jsonObject{b: append(b, '{'), mask: mask}
+	fill(&o)
+	return append(o.b, '}')
+}
+
 // appendMessage appends m as JSON, the fields mask selects. Empty fields
 // are left out as encoding/json's omitempty leaves them out of apiMessage.
 func appendMessage(b []byte, m *apiMessage, mask fieldMask) []byte {
-	o := jsonObject{b: b, mask: mask}
-	o.begin()
-	o.str("id", m.ID)
-	o.str("threadId", m.ThreadID)
-	if len(m.LabelIDs) > 0 {
-		if _, ok := o.key("labelIds"); ok {
-			o.b = append(o.b, '[')
-			for i, l := range m.LabelIDs {
-				if i > 0 {
-					o.b = append(o.b, ',')
-				}
-				o.b, _ = jsontext.AppendQuote(o.b, l)
-			}
-			o.b = append(o.b, ']')
+	return appendObject(b, mask, func(o *jsonObject) {
+		o.str("id", m.ID)
+		o.str("threadId", m.ThreadID)
+		o.strs("labelIds", m.LabelIDs)
+		o.str("snippet", m.Snippet)
+		if p := m.Payload; p != nil {
+			o.object("payload", func(o *jsonObject) { appendPart(o, p) })
 		}
-	}
-	o.str("snippet", m.Snippet)
-	if m.Payload != nil {
-		if sub, ok := o.key("payload"); ok {
-			o.b = appendPart(o.b, m.Payload, sub)
+		o.int("sizeEstimate", m.SizeEstimate)
+		o.str("historyId", m.HistoryID)
+		o.str("internalDate", m.InternalDate)
+		if m.Raw != "" {
+			o.str("raw", m.Raw)
 		}
-	}
-	o.int("sizeEstimate", m.SizeEstimate)
-	o.str("historyId", m.HistoryID)
-	o.str("internalDate", m.InternalDate)
-	if m.Raw != "" {
-		o.str("raw", m.Raw)
-	}
-	o.end()
-	return o.b
+	})
 }
 
-// appendPart appends p as JSON, the fields mask selects.
-func appendPart(b []byte, p *apiPart, mask fieldMask) []byte {
-	o := jsonObject{b: b, mask: mask}
-	o.begin()
+// appendPart appends the members of p.
+func appendPart(o *jsonObject, p *apiPart) {
 	o.str("partId", p.PartID)
 	o.str("mimeType", p.MimeType)
 	o.str("filename", p.Filename)
-	if len(p.Headers) > 0 {
-		if sub, ok := o.key("headers"); ok {
-			o.b = append(o.b, '[')
-			for i, h := range p.Headers {
-				if i > 0 {
-					o.b = append(o.b, ',')
-				}
-				ho := jsonObject{b: o.b, mask: sub}
-				ho.begin()
-				ho.str("name", h.Name)
-				ho.str("value", h.Value)
-				ho.end()
-				o.b = ho.b
+	o.objects("headers", len(p.Headers), func(e *jsonObject, i int) {
+		e.str("name", p.Headers[i].Name)
+		e.str("value", p.Headers[i].Value)
+	})
+	if body := p.Body; body != nil {
+		o.object("body", func(o *jsonObject) {
+			o.int("size", body.Size)
+			if body.Data != "" {
+				o.str("data", body.Data)
 			}
-			o.b = append(o.b, ']')
-		}
+		})
 	}
-	if p.Body != nil {
-		if sub, ok := o.key("body"); ok {
-			bo := jsonObject{b: o.b, mask: sub}
-			bo.begin()
-			bo.int("size", p.Body.Size)
-			if p.Body.Data != "" {
-				bo.str("data", p.Body.Data)
-			}
-			bo.end()
-			o.b = bo.b
-		}
-	}
-	o.end()
-	return o.b
 }
 
 // messageBuffers are the buffers writeMessage encodes in: a get is
@@ -286,10 +295,7 @@ func writeMessage(w http.ResponseWriter, m *apiMessage, mask fieldMask) {
 	defer messageBuffers.Put(bp)
 	b := append(appendMessage((*bp)[:0], m, mask), '\n')
 	*bp = b
-	h := w.Header()
-	h["Content-Type"] = []string{"application/json; charset=utf-8"}
-	h["Cache-Control"] = []string{"no-cache, no-store, max-age=0, must-revalidate"}
-	h["Pragma"] = []string{"no-cache"}
+	setJSONHeaders(w.Header())
 	w.WriteHeader(http.StatusOK)
 	w.Write(b)
 }
