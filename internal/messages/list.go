@@ -19,6 +19,14 @@ type run struct {
 	budget budget
 }
 
+// attemptContext bounds one HTTP call to Gmail, whatever the call, by the
+// attempt timeout, body included. A deadline on the context rather than
+// http.Client.Timeout: the client would start a goroutine and a timer per
+// call to enforce its own.
+func (r *run) attemptContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, r.c.attempt)
+}
+
 // listPage lists the one page q asks for.
 func (r *run) listPage(ctx context.Context, q Query) (*Page, error) {
 	resp, err := r.list(ctx, q, q.MaxResults, q.PageToken)
@@ -114,6 +122,8 @@ const gmailDefaultPageSize = 100
 // get sends one users.messages.list request for up to maxResults messages
 // (0: Gmail's default) and decodes its answer.
 func (r *run) get(ctx context.Context, target string, maxResults int64) (*listResponse, error) {
+	ctx, cancel := r.attemptContext(ctx)
+	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, target, nil)
 	if err != nil {
 		return nil, err

@@ -230,7 +230,6 @@ func (c *Client) List(ctx context.Context, hc *http.Client, user string, q Query
 	if hc == nil {
 		return nil, errors.New("messages: nil *http.Client")
 	}
-	hc = c.withAttemptTimeout(hc)
 	r := &run{c: c, hc: hc, user: user, budget: budget{left: c.retryBudget}}
 	q = normalize(q)
 
@@ -252,18 +251,6 @@ func (c *Client) List(ctx context.Context, hc *http.Client, user string, q Query
 		}
 	}
 	return page, nil
-}
-
-// withAttemptTimeout returns hc, or a copy of it, whose every request ends
-// within the attempt timeout: each HTTP call to Gmail, whichever method
-// makes it, has a deadline of its own.
-func (c *Client) withAttemptTimeout(hc *http.Client) *http.Client {
-	if hc.Timeout > 0 && hc.Timeout <= c.attempt {
-		return hc
-	}
-	cp := *hc
-	cp.Timeout = c.attempt
-	return &cp
 }
 
 // messageURL is the URL of users.messages.get with format=metadata for the

@@ -246,6 +246,8 @@ type header struct {
 // post sends a batch request of n parts and reads each part's answer. The
 // error is a failure of the whole request.
 func (r *run) post(ctx context.Context, body []byte, contentType string, n int) ([]answer, error) {
+	ctx, cancel := r.attemptContext(ctx)
+	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, r.c.batchURL, bytes.NewReader(body))
 	if err != nil {
 		return nil, err
