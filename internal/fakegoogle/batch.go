@@ -161,7 +161,8 @@ type partRecorder struct {
 	header  http.Header
 	code    int
 	body    []byte
-	scratch []byte // the part as written, kept for the next
+	scratch []byte               // the part as written, kept for the next
+	mime    textproto.MIMEHeader // the part's own headers, kept for the next
 }
 
 func (p *partRecorder) Header() http.Header { return p.header }
@@ -189,11 +190,14 @@ func (p *partRecorder) reset() {
 // after contentID: the status line, the handler's headers with a
 // Content-Length, and the body, as http.Response.Write writes them.
 func (p *partRecorder) writePart(mw *multipart.Writer, contentID string) error {
-	h := textproto.MIMEHeader{"Content-Type": {"application/http"}}
-	if contentID != "" {
-		h["Content-Id"] = []string{responseID(contentID)}
+	if p.mime == nil {
+		p.mime = textproto.MIMEHeader{"Content-Type": {"application/http"}}
 	}
-	pw, err := mw.CreatePart(h)
+	delete(p.mime, "Content-Id")
+	if contentID != "" {
+		p.mime["Content-Id"] = []string{responseID(contentID)}
+	}
+	pw, err := mw.CreatePart(p.mime)
 	if err != nil {
 		return err
 	}

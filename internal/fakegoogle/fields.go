@@ -30,33 +30,6 @@ var partFields = fieldMask{
 	"body":    {"size": nil, "data": nil},
 }
 
-// maxFieldMasks bounds the "fields" selections a Server keeps parsed.
-const maxFieldMasks = 64
-
-// messageFieldMask returns the selection of a messages.get "fields"
-// parameter, parsed once per distinct value.
-func (s *Server) messageFieldMask(fields string) (fieldMask, error) {
-	s.mu.Lock()
-	m, ok := s.fieldMasks[fields]
-	s.mu.Unlock()
-	if ok {
-		return m, nil
-	}
-	m, err := parseFields(fields, messageFields)
-	if err != nil {
-		return nil, err
-	}
-	s.mu.Lock()
-	if s.fieldMasks == nil {
-		s.fieldMasks = make(map[string]fieldMask)
-	}
-	if len(s.fieldMasks) < maxFieldMasks {
-		s.fieldMasks[fields] = m
-	}
-	s.mu.Unlock()
-	return m, nil
-}
-
 // parseFields parses a "fields" parameter: field paths separated by
 // commas, where a/b selects b within a and a(b,c) selects b and c within
 // a. It checks the names against schema. "" selects everything.

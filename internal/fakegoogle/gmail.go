@@ -213,23 +213,14 @@ func (s *Server) handleGet(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer gr.done()
-	params := r.URL.Query()
-	format := strings.ToLower(params.Get("format"))
-	switch format {
-	case "":
-		format = "full"
-	case "full", "metadata", "minimal", "raw":
-	default:
-		writeAPIError(w, invalidArgument("Invalid value at 'format': "+strconv.Quote(params.Get("format"))))
-		return
-	}
-	if gr.access == gmailMetadata && (format == "full" || format == "raw") {
-		writeAPIError(w, forbidden("Metadata scope doesn't allow format "+strings.ToUpper(format)))
-		return
-	}
-	mask, err := s.messageFieldMask(params.Get("fields"))
+	params, err := s.getParams(r.URL.RawQuery)
 	if err != nil {
 		writeAPIError(w, invalidArgument(err.Error()))
+		return
+	}
+	format := params.format
+	if gr.access == gmailMetadata && (format == "full" || format == "raw") {
+		writeAPIError(w, forbidden("Metadata scope doesn't allow format "+strings.ToUpper(format)))
 		return
 	}
 	m, ok := s.mailboxOf(gr.user).byID[r.PathValue("id")]
@@ -248,7 +239,7 @@ func (s *Server) handleGet(w http.ResponseWriter, r *http.Request) {
 	}
 	switch format {
 	case "metadata":
-		out.Payload = &apiPart{MimeType: "text/plain", Headers: selectHeaders(headersOf(m), params["metadataHeaders"])}
+		out.Payload = &apiPart{MimeType: "text/plain", Headers: selectHeaders(headersOf(m), params.metadataHeaders)}
 	case "full":
 		out.Payload = &apiPart{
 			MimeType: "text/plain",
@@ -258,7 +249,7 @@ func (s *Server) handleGet(w http.ResponseWriter, r *http.Request) {
 	case "raw":
 		out.Raw = base64.URLEncoding.EncodeToString([]byte(rawMessage(m)))
 	}
-	writeMessage(w, &out, mask)
+	writeMessage(w, &out, params.fields)
 }
 
 // dateLayout is RFC 5322's date format.

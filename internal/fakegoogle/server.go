@@ -128,7 +128,7 @@ type Server struct {
 	messageFaults map[string][]Fault // by message id
 	tokenFaults   []tokenFault
 	inFlight      map[*user]int        // Gmail requests being served
-	fieldMasks    map[string]fieldMask // parsed "fields" of messages.get
+	parsedGets    map[string]getParams // parsed queries of messages.get
 }
 
 // New returns a fake configured by opts, with the demo user already present.
