@@ -48,10 +48,9 @@ func encodeBatch(reqs []*http.Request) (body []byte, contentType string, err err
 	// Request.Write given the part's writer would put a 4 KB bufio.Writer
 	// of its own in front of it, for every part.
 	var part bytes.Buffer
+	h := textproto.MIMEHeader{"Content-Type": {"application/http"}, "Content-Id": {""}}
 	for i, req := range reqs {
-		h := textproto.MIMEHeader{}
-		h.Set("Content-Type", "application/http")
-		h.Set("Content-ID", "<item-"+strconv.Itoa(i)+">")
+		h["Content-Id"][0] = "<item-" + strconv.Itoa(i) + ">"
 		pw, err := mw.CreatePart(h)
 		if err != nil {
 			return nil, "", err

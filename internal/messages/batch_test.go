@@ -20,14 +20,9 @@ import (
 
 func TestEncodeBatch_PathOnlyRequestsWithContentIDs(t *testing.T) {
 	c := New(Options{Endpoint: "https://gmail.example/"})
-	var reqs []*http.Request
-	for _, id := range []string{"18c0ffee", "a/b?c"} {
-		req, err := http.NewRequest(http.MethodGet, c.messageURL(id), nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		req.Header["User-Agent"] = []string{""}
-		reqs = append(reqs, req)
+	reqs, err := c.partRequests([]Message{{ID: "18c0ffee"}, {ID: "a/b?c"}}, []int{0, 1})
+	if err != nil {
+		t.Fatal(err)
 	}
 	body, contentType, err := encodeBatch(reqs)
 	if err != nil {

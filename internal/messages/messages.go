@@ -253,12 +253,6 @@ func (c *Client) List(ctx context.Context, hc *http.Client, user string, q Query
 	return page, nil
 }
 
-// messageURL is the URL of users.messages.get with format=metadata for the
-// message id.
-func (c *Client) messageURL(id string) string {
-	return c.getURL + url.PathEscape(id) + "?" + c.getQuery
-}
-
 // normalize clamps q's sizes defensively; callers validate them.
 func normalize(q Query) Query {
 	maxPage := int64(MaxPageSize)
