@@ -102,8 +102,37 @@ func (ownerCreds) RequireTransportSecurity() bool { return false }
 // (for example "BatchGetDocuments", "Commit", "BeginTransaction", "RunQuery").
 // It is safe for concurrent use.
 type RPCCounter struct {
-	mu    sync.Mutex
-	calls []string
+	mu     sync.Mutex
+	calls  []string
+	faults map[string]fault // by method, for its next call
+}
+
+// fault is a failure FailNext arranged.
+type fault struct {
+	err     error
+	applied bool
+}
+
+// FailNext makes the next call of the unary method (such as "Commit")
+// return err: after the emulator has carried it out when applied is true,
+// as a server that fails a call it has applied does, and without sending
+// it otherwise.
+func (c *RPCCounter) FailNext(method string, err error, applied bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.faults == nil {
+		c.faults = make(map[string]fault)
+	}
+	c.faults[method] = fault{err, applied}
+}
+
+// takeFault returns and forgets the failure arranged for method, if any.
+func (c *RPCCounter) takeFault(method string) (fault, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	f, ok := c.faults[method]
+	delete(c.faults, method)
+	return f, ok
 }
 
 // Calls returns the methods called since the last Reset, in order.
@@ -142,7 +171,16 @@ func (c *RPCCounter) record(fullMethod string) {
 
 func (c *RPCCounter) unary(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
 	c.record(method)
-	return invoker(ctx, method, req, reply, cc, opts...)
+	f, ok := c.takeFault(path.Base(method))
+	if !ok {
+		return invoker(ctx, method, req, reply, cc, opts...)
+	}
+	if f.applied {
+		if err := invoker(ctx, method, req, reply, cc, opts...); err != nil {
+			return err
+		}
+	}
+	return f.err
 }
 
 func (c *RPCCounter) stream(ctx context.Context, desc *grpc.StreamDesc, cc *grpc.ClientConn, method string, streamer grpc.Streamer, opts ...grpc.CallOption) (grpc.ClientStream, error) {

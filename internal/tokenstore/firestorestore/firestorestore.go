@@ -227,7 +227,8 @@ func (s *Store) SaveAccess(ctx context.Context, sub string, version time.Time, u
 // nothing: of several instances that read one version, exactly one gets the
 // lease. l must differ from the stored lease (Lease.Holder sees to it): a
 // write that changes nothing leaves the version as it was. It makes one
-// Commit call.
+// Commit call, and when that fails with time left, one BatchGetDocuments
+// call to see whether it was applied all the same.
 //
 // A conditional Commit on the version already read costs one round trip,
 // where a transaction would cost three (BeginTransaction, BatchGetDocuments,
@@ -237,9 +238,36 @@ func (s *Store) SetLease(ctx context.Context, sub string, version time.Time, l t
 	defer cancel()
 	v, err := s.conditional(ctx, sub, version, []firestore.Update{{Path: "refresh_lease", Value: leaseValue(l)}})
 	if err != nil && !errors.Is(err, tokenstore.ErrConflict) {
+		if v, ok := s.leaseApplied(ctx, sub, l); ok {
+			return v, nil
+		}
 		return time.Time{}, fmt.Errorf("firestore set lease %s: %w", sub, err)
 	}
 	return v, err
+}
+
+// leaseApplied reads the user's document after a lease write that failed
+// with time left, and returns its version if it holds l all the same. A
+// failed Commit may have been applied: the server can fail it after
+// writing (the emulator does when the commit races the cancellation of a
+// listener on the document, answering CANCELLED). Taken for failed, a lease
+// that was in fact written would make the other instances wait it out and
+// then refresh a second time. One BatchGetDocuments call, within ctx.
+func (s *Store) leaseApplied(ctx context.Context, sub string, l tokenstore.Lease) (time.Time, bool) {
+	if ctx.Err() != nil {
+		return time.Time{}, false
+	}
+	snap, err := s.doc(sub).Get(ctx)
+	if err != nil {
+		return time.Time{}, false
+	}
+	r, err := fromSnapshot(snap)
+	// The holder names the claim (Firestore keeps Until to the
+	// microsecond); a release leaves none.
+	if err != nil || r.RefreshLease.Holder != l.Holder {
+		return time.Time{}, false
+	}
+	return snap.UpdateTime, true
 }
 
 // conditional applies updates to the user's document if its update time is

@@ -11,6 +11,9 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
 	"github.com/gmail-oauth-functions/gmail-oauth-functions/internal/firestoretest"
 	"github.com/gmail-oauth-functions/gmail-oauth-functions/internal/keyring"
 	"github.com/gmail-oauth-functions/gmail-oauth-functions/internal/tokenstore"
@@ -278,5 +281,47 @@ func TestInstancesContend(t *testing.T) {
 	}
 	if want := fmt.Sprintf("sealed:rt-%d-%d", instances-1, perInstance-1); string(got.RefreshToken.Ciphertext) != want {
 		t.Errorf("kept refresh token %q; want the newest, %q", got.RefreshToken.Ciphertext, want)
+	}
+}
+
+// TestSetLease_CommitFailedAfterApplying_ReadsBackTheLease: a lease Commit
+// that fails may have been applied all the same (the emulator answers
+// CANCELLED to a commit racing a listener's cancellation, after writing).
+// SetLease then reads the document: the lease it holds is taken, and one
+// it does not hold is an error. Taken for failed, a written lease would
+// make the other instances wait it out and refresh a second time.
+func TestSetLease_CommitFailedAfterApplying_ReadsBackTheLease(t *testing.T) {
+	ctx := context.Background()
+	cancelled := status.Error(codes.Canceled, "call already cancelled")
+	tests := []struct {
+		name    string
+		applied bool
+	}{
+		{"applied", true},
+		{"not applied", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			client, rpcs := firestoretest.NewClient(ctx, t)
+			s := firestorestore.New(client, "")
+			alice := put(ctx, t, s, testGrant("alice", "rt1", t0))
+			l := tokenstore.Lease{Holder: "h", Until: t0.Add(time.Minute)}
+			rpcs.Reset()
+			rpcs.FailNext("Commit", cancelled, tt.applied)
+			v, err := s.SetLease(ctx, "alice", alice.Version, l)
+			got, gerr := s.Get(ctx, "alice")
+			if gerr != nil {
+				t.Fatal(gerr)
+			}
+			if want := []string{"Commit", "BatchGetDocuments", "BatchGetDocuments"}; !slices.Equal(rpcs.Calls(), want) {
+				t.Errorf("RPCs %v; want %v (the commit, the read-back, the test's Get)", rpcs.Calls(), want)
+			}
+			switch {
+			case tt.applied && (err != nil || !v.Equal(got.Version) || got.RefreshLease.Holder != "h"):
+				t.Errorf("SetLease = %v, %v; want the version of the record holding the lease (%v, lease %+v)", v, err, got.Version, got.RefreshLease)
+			case !tt.applied && (status.Code(err) != codes.Canceled || !got.Version.Equal(alice.Version) || got.RefreshLease.Holder != ""):
+				t.Errorf("SetLease = %v, %v; want the commit's error and the record unchanged (lease %+v)", v, err, got.RefreshLease)
+			}
+		})
 	}
 }
