@@ -17,10 +17,10 @@ type getParams struct {
 // maxGetParams bounds the distinct queries a Server keeps parsed.
 const maxGetParams = 64
 
-// getParams parses the query of a users.messages.get, once per distinct
+// parseGet parses the query of a users.messages.get, once per distinct
 // query: the gets of a batch, and of one client, all carry the same one.
 // The result is shared and must not be modified.
-func (s *Server) getParams(rawQuery string) (getParams, error) {
+func (s *Server) parseGet(rawQuery string) (getParams, error) {
 	s.mu.Lock()
 	p, ok := s.parsedGets[rawQuery]
 	s.mu.Unlock()

@@ -213,7 +213,7 @@ func (s *Server) handleGet(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer gr.done()
-	params, err := s.getParams(r.URL.RawQuery)
+	params, err := s.parseGet(r.URL.RawQuery)
 	if err != nil {
 		writeAPIError(w, invalidArgument(err.Error()))
 		return

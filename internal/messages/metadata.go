@@ -215,6 +215,7 @@ func (c *Client) partRequests(msgs []Message, idx []int) ([]*http.Request, error
 		return nil, fmt.Errorf("messages: gmail %s: %w", getMethod, err)
 	}
 	header := http.Header{"User-Agent": {""}} // the batch request's applies
+	escaped := base.EscapedPath()
 	reqs := make([]*http.Request, len(idx))
 	backing := make([]http.Request, len(idx))
 	urls := make([]url.URL, len(idx))
@@ -222,7 +223,7 @@ func (c *Client) partRequests(msgs []Message, idx []int) ([]*http.Request, error
 		u := &urls[j]
 		*u = *base
 		u.Path = base.Path + msgs[i].ID
-		u.RawPath = base.EscapedPath() + url.PathEscape(msgs[i].ID)
+		u.RawPath = escaped + url.PathEscape(msgs[i].ID)
 		u.RawQuery = c.getQuery
 		backing[j] = http.Request{Method: http.MethodGet, URL: u, Host: u.Host, Header: header,
 			Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1}
