@@ -11,14 +11,20 @@ import (
 	"testing"
 )
 
+// gmailBenchFake returns a fake without a Gmail quota, its demo user, and
+// an access token of the user for the Gmail read-only scope.
+func gmailBenchFake() (*Server, *user, string) {
+	fake := New(Options{GmailQuotaPerMinute: -1})
+	fake.mu.Lock()
+	defer fake.mu.Unlock()
+	u := fake.userLocked(DemoEmail)
+	return fake, u, fake.issueAccessLocked(u, []string{GmailReadonlyScope}).value
+}
+
 // BenchmarkGmailList measures one users.messages.list of 500 messages
 // through the handler, without the network.
 func BenchmarkGmailList(b *testing.B) {
-	fake := New(Options{GmailQuotaPerMinute: -1})
-	fake.mu.Lock()
-	u := fake.userLocked(DemoEmail)
-	token := fake.issueAccessLocked(u, []string{GmailReadonlyScope}).value
-	fake.mu.Unlock()
+	fake, _, token := gmailBenchFake()
 	b.ReportAllocs()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
@@ -59,11 +65,7 @@ func BenchmarkRefresh(b *testing.B) {
 // without the network: reading the batch, serving each part, writing the
 // answer.
 func BenchmarkGmailBatch(b *testing.B) {
-	fake := New(Options{GmailQuotaPerMinute: -1})
-	fake.mu.Lock()
-	u := fake.userLocked(DemoEmail)
-	token := fake.issueAccessLocked(u, []string{GmailReadonlyScope}).value
-	fake.mu.Unlock()
+	fake, u, token := gmailBenchFake()
 	var body bytes.Buffer
 	mw := multipart.NewWriter(&body)
 	for i, m := range fake.mailboxOf(u).msgs[:50] {
