@@ -20,11 +20,7 @@ import (
 
 func TestEncodeBatch_PathOnlyRequestsWithContentIDs(t *testing.T) {
 	c := New(Options{Endpoint: "https://gmail.example/"})
-	reqs, err := c.partRequests([]Message{{ID: "18c0ffee"}, {ID: "a/b?c"}}, []int{0, 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, contentType, err := encodeBatch(reqs)
+	body, contentType, err := encodeBatch(c.partRequests([]Message{{ID: "18c0ffee"}, {ID: "a/b?c"}}, []int{0, 1}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -249,11 +245,7 @@ func BenchmarkBatchCodec(b *testing.B) {
 	contentType := "multipart/mixed; boundary=" + mw.Boundary()
 	b.ReportAllocs()
 	for b.Loop() {
-		reqs, err := c.partRequests(msgs, idx)
-		if err != nil {
-			b.Fatal(err)
-		}
-		if _, _, err := encodeBatch(reqs); err != nil {
+		if _, _, err := encodeBatch(c.partRequests(msgs, idx)); err != nil {
 			b.Fatal(err)
 		}
 		parts, err := decodeBatch(contentType, bytes.NewReader(answer.Bytes()), n)

@@ -152,10 +152,10 @@ type Options struct {
 // A Client is safe for concurrent use.
 type Client struct {
 	endpoint    string
-	listURL     string // users.messages.list
-	batchURL    string // Gmail's batch endpoint
-	getURL      string // users.messages.get, to which the message id is added
-	getQuery    string // the query of each users.messages.get
+	listURL     string   // users.messages.list
+	batchURL    string   // Gmail's batch endpoint
+	getURL      *url.URL // users.messages.get, to which the message id is added
+	getQuery    string   // the query of each users.messages.get
 	batchSize   int
 	concurrency int
 	retryBase   time.Duration
@@ -183,7 +183,8 @@ func New(opts Options) *Client {
 	}
 	c.listURL = googleapi.ResolveRelative(c.endpoint, "gmail/v1/users/me/messages")
 	c.batchURL = googleapi.ResolveRelative(c.endpoint, "batch/gmail/v1")
-	c.getURL = googleapi.ResolveRelative(c.endpoint, "gmail/v1/users/me/messages/")
+	// ResolveRelative has parsed it already: it panics on a URL it cannot.
+	c.getURL, _ = url.Parse(googleapi.ResolveRelative(c.endpoint, "gmail/v1/users/me/messages/"))
 	c.getQuery = url.Values{
 		"alt": {"json"}, "prettyPrint": {"false"}, "format": {"metadata"},
 		"metadataHeaders": metadataHeaders, "fields": {getFields},

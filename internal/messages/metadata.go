@@ -172,11 +172,7 @@ func (r *run) batch(ctx context.Context, msgs []Message, idx []int) ([]error, er
 	if err := r.charge(ctx, getCost, len(idx)); err != nil {
 		return nil, err
 	}
-	reqs, err := r.c.partRequests(msgs, idx)
-	if err != nil {
-		return nil, err
-	}
-	body, contentType, err := encodeBatch(reqs)
+	body, contentType, err := encodeBatch(r.c.partRequests(msgs, idx))
 	if err != nil {
 		return nil, fmt.Errorf("messages: encoding a gmail batch: %w", err)
 	}
@@ -208,12 +204,9 @@ func (r *run) batch(ctx context.Context, msgs []Message, idx []int) ([]error, er
 // partRequests returns the users.messages.get requests of a batch, for
 // the messages at indexes idx of msgs. They are only written into the
 // batch, never sent: they share one header, and are built from the get URL
-// parsed once rather than from a URL string each.
-func (c *Client) partRequests(msgs []Message, idx []int) ([]*http.Request, error) {
-	base, err := url.Parse(c.getURL)
-	if err != nil {
-		return nil, fmt.Errorf("messages: gmail %s: %w", getMethod, err)
-	}
+// parsed once per Client rather than from a URL string each.
+func (c *Client) partRequests(msgs []Message, idx []int) []*http.Request {
+	base := c.getURL
 	header := http.Header{"User-Agent": {""}} // the batch request's applies
 	escaped := base.EscapedPath()
 	reqs := make([]*http.Request, len(idx))
@@ -229,7 +222,7 @@ func (c *Client) partRequests(msgs []Message, idx []int) ([]*http.Request, error
 			Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1}
 		reqs[j] = &backing[j]
 	}
-	return reqs, nil
+	return reqs
 }
 
 // answer is one part's answer: the message or Gmail's error.
