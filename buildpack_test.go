@@ -108,6 +108,21 @@ func modulePath(t *testing.T) (module, goVersion string) {
 	return module, goVersion
 }
 
+// TestLoadToolDeployedBuild_IsTheBuildpackMain keeps the load tool's
+// deployed target (deploy/loadtest/deployed) the very program the buildpack
+// generates for this module, so that the memory and CPU it measures are the
+// deployed functions'.
+func TestLoadToolDeployedBuild_IsTheBuildpackMain(t *testing.T) {
+	module, _ := modulePath(t)
+	got, err := os.ReadFile("deploy/loadtest/deployed/main.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := fmt.Sprintf(declarativeMain, module); string(got) != want {
+		t.Errorf("deploy/loadtest/deployed/main.go is not the buildpack's main for %s; want:\n%s", module, want)
+	}
+}
+
 func TestBuildpackPicksTheRootPackage(t *testing.T) {
 	module, _ := modulePath(t)
 	if first, _, _ := strings.Cut(module, "/"); !strings.Contains(first, ".") {

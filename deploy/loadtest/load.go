@@ -52,8 +52,8 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	}
 	bin := cfg.Runner
 	if bin == "" {
-		cfg.Log.Printf("building the local runner")
-		if bin, err = runnerproc.Build(ctx, dir); err != nil {
+		cfg.Log.Printf("building the functions (-target %s)", cfg.Target)
+		if bin, err = build(ctx, cfg.Target, dir); err != nil {
 			return nil, err
 		}
 	}
@@ -177,6 +177,18 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	}
 	cfg.Log.Printf("done: %d operations in %v", res.ops, res.elapsed.Round(time.Millisecond))
 	return rep, nil
+}
+
+// deployedPackage is the buildpack's generated main for this module.
+const deployedPackage = "github.com/gmail-oauth-functions/gmail-oauth-functions/deploy/loadtest/deployed"
+
+// build builds the program of target into dir and returns its path.
+func build(ctx context.Context, target, dir string) (string, error) {
+	if target == TargetLocal {
+		return runnerproc.Build(ctx, dir)
+	}
+	bin := filepath.Join(dir, "function")
+	return bin, runnerproc.BuildProgram(ctx, deployedPackage, bin)
 }
 
 // Operation kinds.

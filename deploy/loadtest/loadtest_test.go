@@ -3,13 +3,15 @@ package main
 import (
 	"bytes"
 	"context"
+	"debug/buildinfo"
 	"encoding/json"
-	"github.com/gmail-oauth-functions/gmail-oauth-functions/internal/runnerproc"
 	"log"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/gmail-oauth-functions/gmail-oauth-functions/internal/runnerproc"
 )
 
 // testLog writes the tool's progress to the test log.
@@ -20,25 +22,42 @@ func (l testLog) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// TestRun_Smoke runs the whole tool for about two seconds per mode against
-// the local runner and checks that the report is sane.
+// TestRun_Smoke runs the whole tool for about two seconds per target and
+// fake Google (the deployed build, the local runner with the fake inside
+// it or in the tool) and checks that the report is sane.
 func TestRun_Smoke(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs the local stack for several seconds")
 	}
 	ctx := context.Background()
-	bin, err := runnerproc.Build(ctx, t.TempDir())
-	if err != nil {
-		t.Fatal(err)
+	dir := t.TempDir()
+	bins := map[string]string{}
+	for _, target := range []string{TargetDeployed, TargetLocal} {
+		bin, err := build(ctx, target, dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		bins[target] = bin
+	}
+	// Each target is the program it names: the buildpack's main, or the
+	// local runner.
+	for target, pkg := range map[string]string{TargetDeployed: deployedPackage, TargetLocal: runnerproc.Package} {
+		if info, err := buildinfo.ReadFile(bins[target]); err != nil || info.Path != pkg {
+			t.Fatalf("-target %s built %+v (%v), want the program %s", target, info, err, pkg)
+		}
 	}
 	const latency = 5 * time.Millisecond
-	for _, fake := range []string{FakeInRunner, FakeInTool} {
-		t.Run(fake, func(t *testing.T) {
+	for _, tc := range []struct{ target, fake string }{
+		{TargetDeployed, FakeInTool},
+		{TargetLocal, FakeInRunner},
+		{TargetLocal, FakeInTool},
+	} {
+		t.Run(tc.target+"/"+tc.fake, func(t *testing.T) {
 			// A login every 4 operations, so that a run of a few operations
 			// (a saturated machine has served as few as 10 in the 2 s) still
 			// has one.
 			cfg := Config{Users: 6, Concurrency: 8, Duration: 2 * time.Second, Latency: latency, LoginEvery: 4,
-				Baseline: 500 * time.Millisecond, Fake: fake, Runner: bin, Log: log.New(testLog{t}, "", 0)}
+				Baseline: 500 * time.Millisecond, Target: tc.target, Fake: tc.fake, Runner: bins[tc.target], Log: log.New(testLog{t}, "", 0)}
 			start := time.Now()
 			rep, err := Run(ctx, cfg)
 			if err != nil {
@@ -90,6 +109,9 @@ func TestRun_Smoke(t *testing.T) {
 			if rep.Machine.CPUs < 1 || rep.Machine.GoVersion == "" {
 				t.Errorf("machine %+v", rep.Machine)
 			}
+			if rep.Config.Target != tc.target || !strings.Contains(text.String(), "target "+tc.target) {
+				t.Errorf("the report names target %q, want %q", rep.Config.Target, tc.target)
+			}
 			b, err := json.Marshal(rep)
 			if err != nil || !bytes.Contains(b, []byte(`"peak_rss_mib"`)) || !bytes.Contains(b, []byte(`"throughput_rps"`)) {
 				t.Errorf("JSON report %s: %v", b, err)
@@ -99,7 +121,7 @@ func TestRun_Smoke(t *testing.T) {
 
 	t.Run("Floor", func(t *testing.T) {
 		cfg := Config{Users: 4, Concurrency: 4, Duration: time.Minute, Requests: 60, Latency: time.Millisecond,
-			Fake: FakeInTool, Runner: bin, Floor: true, Log: log.New(testLog{t}, "", 0)}
+			Target: TargetDeployed, Fake: FakeInTool, Runner: bins[TargetDeployed], Floor: true, Log: log.New(testLog{t}, "", 0)}
 		rep, err := Run(ctx, cfg)
 		if err != nil {
 			t.Fatal(err)
@@ -124,7 +146,7 @@ func TestRun_Smoke(t *testing.T) {
 
 	t.Run("StopsAfterRequests", func(t *testing.T) {
 		cfg := Config{Users: 2, Concurrency: 4, Duration: time.Minute, Requests: 40, Latency: time.Millisecond,
-			Fake: FakeInTool, Runner: bin, Log: log.New(testLog{t}, "", 0)}
+			Target: TargetLocal, Fake: FakeInTool, Runner: bins[TargetLocal], Log: log.New(testLog{t}, "", 0)}
 		start := time.Now()
 		rep, err := Run(ctx, cfg)
 		if err != nil {
@@ -160,15 +182,27 @@ func TestPercentile(t *testing.T) {
 
 func TestConfigValidate(t *testing.T) {
 	for _, c := range []Config{
-		{Users: 0, Concurrency: 1, Duration: time.Second, Fake: FakeInRunner},
-		{Users: 1, Concurrency: 0, Duration: time.Second, Fake: FakeInRunner},
-		{Users: 1, Concurrency: 1, Duration: 0, Fake: FakeInRunner},
-		{Users: 1, Concurrency: 1, Duration: 2 * time.Hour, Fake: FakeInRunner},
-		{Users: 1, Concurrency: 1, Duration: time.Second, Latency: -1, Fake: FakeInRunner},
-		{Users: 1, Concurrency: 1, Duration: time.Second, Fake: "elsewhere"},
+		{Users: 0, Concurrency: 1, Duration: time.Second, Target: TargetLocal, Fake: FakeInRunner},
+		{Users: 1, Concurrency: 0, Duration: time.Second, Target: TargetLocal, Fake: FakeInRunner},
+		{Users: 1, Concurrency: 1, Duration: 0, Target: TargetLocal, Fake: FakeInRunner},
+		{Users: 1, Concurrency: 1, Duration: 2 * time.Hour, Target: TargetLocal, Fake: FakeInRunner},
+		{Users: 1, Concurrency: 1, Duration: time.Second, Latency: -1, Target: TargetLocal, Fake: FakeInRunner},
+		{Users: 1, Concurrency: 1, Duration: time.Second, Target: TargetLocal, Fake: "elsewhere"},
+		{Users: 1, Concurrency: 1, Duration: time.Second, Target: "somewhere", Fake: FakeInTool},
+		// The deployed build has no fake Google to run.
+		{Users: 1, Concurrency: 1, Duration: time.Second, Target: TargetDeployed, Fake: FakeInRunner},
 	} {
 		if err := c.validate(); err == nil {
 			t.Errorf("%+v: no error", c)
+		}
+	}
+	for _, c := range []Config{
+		{Users: 1, Concurrency: 1, Duration: time.Second, Target: TargetLocal, Fake: FakeInRunner},
+		{Users: 1, Concurrency: 1, Duration: time.Second, Target: TargetLocal, Fake: FakeInTool},
+		{Users: 1, Concurrency: 1, Duration: time.Second, Target: TargetDeployed, Fake: FakeInTool},
+	} {
+		if err := c.validate(); err != nil {
+			t.Errorf("%+v: %v", c, err)
 		}
 	}
 	d := defaultConfig()

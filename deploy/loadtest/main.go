@@ -1,11 +1,17 @@
 // Command loadtest measures the functions under load on this machine, with
 // nothing but loopback traffic.
 //
-// It builds the local runner (functions/cmd/local) and starts it as a
-// subprocess on free loopback ports, with a temporary data folder and the
-// fake Google: auto-approving (FAKE_GOOGLE_AUTO_APPROVE=true), adding
-// -latency to every answer as a stand-in for the round trip to Google, and
-// with no Gmail quota of its own. Then it
+// It builds the functions and starts them as a subprocess on free loopback
+// ports, with a temporary data folder (the file token store and a key
+// set) and the fake Google: auto-approving, adding -latency to every
+// answer as a stand-in for the round trip to Google, and with no Gmail
+// quota of its own. By default (-target deployed) the program is the one
+// Google's buildpack builds for Cloud Functions (deploy/loadtest/deployed,
+// the buildpack's generated main for this module), configured through its
+// environment as a deployment is, so that its memory and CPU are the
+// deployed functions' and nothing else's; -target local runs the local
+// runner (functions/cmd/local) instead, which also links the home page
+// and the fake Google. Then it
 //
 //  1. measures the time from the runner's process start to the first
 //     request its functions serve (the first request builds the App);
@@ -27,13 +33,12 @@
 // limit of -duration plus two minutes for the whole run, and every request
 // has a 30 s timeout.
 //
-// With -fake=runner (the default) the fake Google runs inside the runner,
-// as in a local run, so the runner's RSS and CPU include the fake's (its
-// seeded mailboxes take about 2 MiB per user). With -fake=tool the fake
-// runs inside this tool instead and the runner gets only the functions,
-// pointed at it through the GOOGLE_*_URL, GMAIL_ENDPOINT and
-// OAUTH_CLIENT_SECRET_FILE settings: use it to measure what a function
-// instance needs.
+// The fake Google runs inside this tool (-fake tool, the default), and the
+// functions are pointed at it through the GOOGLE_*_URL, GMAIL_ENDPOINT and
+// OAUTH_CLIENT_SECRET_FILE settings. With -target local -fake runner it
+// runs inside the local runner instead, as in a local run, so the runner's
+// RSS and CPU include the fake's (its seeded mailboxes take about 2 MiB per
+// user).
 //
 // With -floor the tool also builds and starts the floor target
 // (deploy/loadtest/floor): a plain reverse proxy (net/http/httputil) in a
@@ -56,7 +61,8 @@
 //
 //	go run ./deploy/loadtest                                    # 50 clients, 20ms, 10 s
 //	go run ./deploy/loadtest -concurrency 50 -latency 20ms -duration 20s -users 200
-//	go run ./deploy/loadtest -fake tool -json > load.json        # functions-only RSS, JSON report
+//	go run ./deploy/loadtest -json > load.json                   # JSON report
+//	go run ./deploy/loadtest -target local -fake runner          # the local runner, fake Google inside
 //	go run ./deploy/loadtest -requests 10000 -login-every 0      # ListMessages only, 10000 requests
 //
 // Flags:
@@ -69,9 +75,10 @@
 //	-login-every N    every Nth operation is a login instead of a ListMessages (default 20; 0: none)
 //	-query Q          ListMessages query string, e.g. "maxResults=10&format=metadata" (default "")
 //	-baseline D       length of the direct Gmail baseline phase (default 3s)
-//	-fake runner|tool where the fake Google runs (default tool: the runner then holds only the functions, so its RSS and CPU are theirs)
-//	-gomaxprocs N     GOMAXPROCS of the runner (default 0: the Go default)
-//	-runner PATH      a runner binary already built (default: go build it into a temporary folder)
+//	-target T         deployed (default: the buildpack's program, the functions alone) or local (the local runner)
+//	-fake runner|tool where the fake Google runs (default tool; runner needs -target local)
+//	-gomaxprocs N     GOMAXPROCS of the functions' process (default 0: the Go default)
+//	-runner PATH      a binary of -target already built (default: go build it into a temporary folder)
 //	-floor            after the load phase, drive the floor target the same way (see below)
 //	-keep             keep the temporary folder (runner log, token store) and print its path
 //	-json             print the report as JSON
@@ -105,9 +112,10 @@ func main() {
 	flag.IntVar(&cfg.LoginEvery, "login-every", cfg.LoginEvery, "every Nth operation is a whole login instead of a ListMessages (0: none)")
 	flag.StringVar(&cfg.Query, "query", cfg.Query, `ListMessages query string, e.g. "maxResults=10&format=metadata"`)
 	flag.DurationVar(&cfg.Baseline, "baseline", cfg.Baseline, "length of the direct Gmail baseline phase (0: skip)")
+	flag.StringVar(&cfg.Target, "target", cfg.Target, "what serves the functions: deployed (the buildpack's program for Cloud Functions, nothing else in it) or local (the local runner, with its home page and fake Google)")
 	flag.StringVar(&cfg.Fake, "fake", cfg.Fake, "where the fake Google runs: runner (inside the local runner) or tool (inside this tool, so the runner's RSS is the functions' alone)")
 	flag.IntVar(&cfg.GOMAXPROCS, "gomaxprocs", cfg.GOMAXPROCS, "GOMAXPROCS of the runner (0: the Go default)")
-	flag.StringVar(&cfg.Runner, "runner", cfg.Runner, "a local runner binary already built (default: go build it)")
+	flag.StringVar(&cfg.Runner, "runner", cfg.Runner, "a binary of -target already built (default: go build it)")
 	flag.BoolVar(&cfg.Keep, "keep", cfg.Keep, "keep the temporary folder (runner log, token store)")
 	flag.BoolVar(&cfg.Floor, "floor", cfg.Floor, "after the load phase, drive the floor target (a plain reverse proxy to the fake Gmail list, in a process of its own) the same way, and report the CPU ratio")
 	asJSON := flag.Bool("json", false, "print the report as JSON")
@@ -147,6 +155,7 @@ type Config struct {
 	LoginEvery  int // 0: no logins in the load phase
 	Query       string
 	Baseline    time.Duration // 0: skip
+	Target      string        // TargetDeployed or TargetLocal
 	Fake        string        // FakeInRunner or FakeInTool
 	GOMAXPROCS  int           // of the runner; 0: Go's default
 	Runner      string        // prebuilt runner binary; "" builds one
@@ -154,6 +163,17 @@ type Config struct {
 	Floor       bool        // also measure the floor target
 	Log         *log.Logger // progress; nil: none
 }
+
+// What serves the functions.
+const (
+	// TargetDeployed is the program the buildpack builds for Cloud
+	// Functions (deploy/loadtest/deployed), configured through its
+	// environment as a deployment is: the functions and nothing else.
+	TargetDeployed = "deployed"
+	// TargetLocal is the local runner (functions/cmd/local), which also
+	// holds the home page and the fake Google.
+	TargetLocal = "local"
+)
 
 // Where the fake Google runs.
 const (
@@ -169,6 +189,7 @@ func defaultConfig() Config {
 		Latency:     20 * time.Millisecond,
 		LoginEvery:  20,
 		Baseline:    3 * time.Second,
+		Target:      TargetDeployed,
 		Fake:        FakeInTool,
 	}
 }
@@ -185,6 +206,10 @@ func (c *Config) validate() error {
 		return fmt.Errorf("-requests, -login-every, -latency, -baseline and -gomaxprocs cannot be negative")
 	case c.Fake != FakeInRunner && c.Fake != FakeInTool:
 		return fmt.Errorf("-fake must be %s or %s", FakeInRunner, FakeInTool)
+	case c.Target != TargetDeployed && c.Target != TargetLocal:
+		return fmt.Errorf("-target must be %s or %s", TargetDeployed, TargetLocal)
+	case c.Target == TargetDeployed && c.Fake != FakeInTool:
+		return fmt.Errorf("-fake %s needs -target %s: the deployed build has no fake Google in it", c.Fake, TargetLocal)
 	}
 	if c.Log == nil {
 		c.Log = log.New(io.Discard, "", 0)

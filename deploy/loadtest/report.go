@@ -47,13 +47,14 @@ type ReportConfig struct {
 	LatencyMS   float64 `json:"google_latency_ms"`
 	LoginEvery  int     `json:"login_every"`
 	Query       string  `json:"query"`
+	Target      string  `json:"target"`
 	Fake        string  `json:"fake_google_in"`
 	GOMAXPROCS  int     `json:"runner_gomaxprocs,omitempty"`
 }
 
 func reportConfig(c Config) ReportConfig {
 	return ReportConfig{Users: c.Users, Concurrency: c.Concurrency, DurationS: c.Duration.Seconds(), Requests: c.Requests,
-		LatencyMS: ms(c.Latency), LoginEvery: c.LoginEvery, Query: c.Query, Fake: c.Fake, GOMAXPROCS: c.GOMAXPROCS}
+		LatencyMS: ms(c.Latency), LoginEvery: c.LoginEvery, Query: c.Query, Target: c.Target, Fake: c.Fake, GOMAXPROCS: c.GOMAXPROCS}
 }
 
 // Machine is where the run ran.
@@ -182,8 +183,8 @@ func (rep *Report) fillLoad(res *driveResult, before, after procStatus) {
 func (rep *Report) WriteText(w io.Writer) {
 	c, m := rep.Config, rep.Machine
 	fmt.Fprintf(w, "machine: %d CPUs (%s), %.0f MiB, %s %s\n", m.CPUs, m.CPUModel, m.MemoryMiB, m.GoVersion, m.OS)
-	fmt.Fprintf(w, "config:  %d users, %d clients, %gs, Google latency %gms, a login every %d ops, query %q, fake Google in the %s",
-		c.Users, c.Concurrency, c.DurationS, c.LatencyMS, c.LoginEvery, c.Query, c.Fake)
+	fmt.Fprintf(w, "config:  target %s, %d users, %d clients, %gs, Google latency %gms, a login every %d ops, query %q, fake Google in the %s",
+		c.Target, c.Users, c.Concurrency, c.DurationS, c.LatencyMS, c.LoginEvery, c.Query, c.Fake)
 	if c.GOMAXPROCS > 0 {
 		fmt.Fprintf(w, ", runner GOMAXPROCS=%d", c.GOMAXPROCS)
 	}

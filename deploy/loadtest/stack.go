@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/gmail-oauth-functions/gmail-oauth-functions/internal/fakegoogle"
+	"github.com/gmail-oauth-functions/gmail-oauth-functions/internal/keyring"
 	"github.com/gmail-oauth-functions/gmail-oauth-functions/internal/runnerproc"
 )
 
@@ -66,11 +67,24 @@ func startStack(ctx context.Context, cfg Config, dir, bin string) (*stack, error
 		}
 		env = append(env, fakeEnv...)
 	}
+	cmd := exec.Command(bin, "-port", strconv.Itoa(port), "-fake-google-port", strconv.Itoa(fakePort), "-data", dataDir)
+	if cfg.Target == TargetDeployed {
+		// The buildpack's program takes no flags: it is configured as a
+		// deployment is, through its environment (deploy.sh's settings,
+		// with the file token store and a key set file for Firestore and
+		// Secret Manager, which the local runner would default to).
+		deployed, err := deployedEnv(s.FuncURL, port, dataDir)
+		if err != nil {
+			s.stop()
+			return nil, err
+		}
+		cmd = exec.Command(bin)
+		env = append(env, deployed...)
+	}
 	if s.logFile, err = os.Create(filepath.Join(dir, "runner.log")); err != nil {
 		s.stop()
 		return nil, err
 	}
-	cmd := exec.Command(bin, "-port", strconv.Itoa(port), "-fake-google-port", strconv.Itoa(fakePort), "-data", dataDir)
 	cmd.Env = env
 	cmd.Stdout, cmd.Stderr = s.logFile, s.logFile
 	if s.proc, err = runnerproc.Start(cmd); err != nil {
@@ -113,6 +127,27 @@ func (s *stack) startFake(cfg Config, fakePort int, dataDir string) ([]string, e
 		"GOOGLE_REVOKE_URL=" + ep.RevokeURL,
 		"GOOGLE_USERINFO_URL=" + ep.UserinfoURL,
 		"GMAIL_ENDPOINT=" + ep.GmailEndpoint,
+	}, nil
+}
+
+// deployedEnv is the environment of the deployed target: its port, and
+// the settings a deployment passes, with a file token store and a fresh
+// key set in dataDir.
+func deployedEnv(funcURL string, port int, dataDir string) ([]string, error) {
+	if err := os.MkdirAll(dataDir, 0o700); err != nil {
+		return nil, err
+	}
+	keys := filepath.Join(dataDir, "keys.json")
+	if err := os.WriteFile(keys, keyring.Generate("loadtest"), 0o600); err != nil {
+		return nil, err
+	}
+	return []string{
+		"PORT=" + strconv.Itoa(port),
+		"TOKEN_STORE=local",
+		"LOCAL_STORE_PATH=" + filepath.Join(dataDir, "tokens.json"),
+		"TOKEN_KEYS_FILE=" + keys,
+		"OAUTH_REDIRECT_URL=" + funcURL + "/Callback",
+		"AUTHORIZE_URL=" + funcURL + "/Authorize",
 	}, nil
 }
 
