@@ -23,7 +23,6 @@ import (
 	"bufio"
 	"context"
 	"errors"
-	"fmt"
 	"go/parser"
 	"go/token"
 	"io"
@@ -53,38 +52,12 @@ const (
 // entryPoints are the --entry-point values deploy/deploy.sh uses.
 var entryPoints = []string{"Authorize", "Callback", "ListMessages", "Disconnect"}
 
-// declarativeMain is the buildpack's template for functions that register
-// themselves (lib/template_declarative.go), with the package filled in.
-const declarativeMain = `// Binary main file implements an HTTP server that loads and runs user's code
-// on incoming HTTP requests.
-package main
-
-import (
-	"log"
-	"net/http"
-	"os"
-
-	// Blank import the function package to run the init(), which is where
-	// declarative function signatures are expected to be registered.
-	_ "%s"
-
-	"github.com/GoogleCloudPlatform/functions-framework-go/funcframework"
-)
-
-func main() {
-	// Don't invoke the function for reserved URLs.
-	http.HandleFunc("/robots.txt", http.NotFound)
-	http.HandleFunc("/favicon.ico", http.NotFound)
-
-	port := os.Getenv("PORT")
-	if port == "" {
-		port = "8080"
-	}
-	if err := funcframework.Start(port); err != nil {
-		log.Fatalf("Function failed to start: %%v\n", err)
-	}
-}
-`
+// deployedMain is the buildpack's template for functions that register
+// themselves (lib/template_declarative.go), filled in for this module. It is
+// a program of its own so that the load tool (deploy/loadtest, -target
+// deployed) runs what Cloud Functions runs; the upload's build below uses it
+// as the main package the buildpack generates.
+const deployedMain = "deploy/loadtest/deployed/main.go"
 
 // modulePath reads the module path and the go directive from go.mod.
 func modulePath(t *testing.T) (module, goVersion string) {
@@ -108,18 +81,29 @@ func modulePath(t *testing.T) (module, goVersion string) {
 	return module, goVersion
 }
 
-// TestLoadToolDeployedBuild_IsTheBuildpackMain keeps the load tool's
-// deployed target (deploy/loadtest/deployed) the very program the buildpack
-// generates for this module, so that the memory and CPU it measures are the
-// deployed functions'.
-func TestLoadToolDeployedBuild_IsTheBuildpackMain(t *testing.T) {
+// TestDeployedMain_IsFilledInForThisModule checks that the buildpack's main
+// blank-imports this module's root, whose init registers the functions, and
+// starts the Functions Framework, as the template filled in for this module
+// does.
+func TestDeployedMain_IsFilledInForThisModule(t *testing.T) {
 	module, _ := modulePath(t)
-	got, err := os.ReadFile("deploy/loadtest/deployed/main.go")
+	f, err := parser.ParseFile(token.NewFileSet(), deployedMain, nil, parser.ImportsOnly)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := fmt.Sprintf(declarativeMain, module); string(got) != want {
-		t.Errorf("deploy/loadtest/deployed/main.go is not the buildpack's main for %s; want:\n%s", module, want)
+	imports := map[string]string{}
+	for _, im := range f.Imports {
+		p, _ := strconv.Unquote(im.Path.Value)
+		imports[p] = ""
+		if im.Name != nil {
+			imports[p] = im.Name.Name
+		}
+	}
+	if name, ok := imports[module]; f.Name.Name != "main" || !ok || name != "_" {
+		t.Errorf("%s: package %s, imports %v; want package main blank-importing %s", deployedMain, f.Name.Name, imports, module)
+	}
+	if _, ok := imports["github.com/GoogleCloudPlatform/functions-framework-go/funcframework"]; !ok {
+		t.Errorf("%s does not import the Functions Framework's funcframework", deployedMain)
 	}
 }
 
@@ -212,7 +196,6 @@ func TestBuildpackBuildServesEveryEntryPoint(t *testing.T) {
 	if err != nil {
 		t.Fatalf("go is not on PATH: %v", err)
 	}
-	module, _ := modulePath(t)
 	dir := t.TempDir()
 
 	// The upload, as gcloud makes it with the ignore file deploy.sh passes.
@@ -235,7 +218,11 @@ func TestBuildpackBuildServesEveryEntryPoint(t *testing.T) {
 	if err := os.MkdirAll(app, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(filepath.Join(app, "main.go"), fmt.Appendf(nil, declarativeMain, module), 0o644); err != nil {
+	main, err := os.ReadFile(deployedMain)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(app, "main.go"), main, 0o644); err != nil {
 		t.Fatal(err)
 	}
 	// The build compiles every dependency when nothing else built them in
