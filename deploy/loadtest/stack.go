@@ -67,24 +67,22 @@ func startStack(ctx context.Context, cfg Config, dir, bin string) (*stack, error
 		}
 		env = append(env, fakeEnv...)
 	}
-	cmd := exec.Command(bin, "-port", strconv.Itoa(port), "-fake-google-port", strconv.Itoa(fakePort), "-data", dataDir)
+	args := []string{"-port", strconv.Itoa(port), "-fake-google-port", strconv.Itoa(fakePort), "-data", dataDir}
 	if cfg.Target == TargetDeployed {
 		// The buildpack's program takes no flags: it is configured as a
-		// deployment is, through its environment (deploy.sh's settings,
-		// with the file token store and a key set file for Firestore and
-		// Secret Manager, which the local runner would default to).
+		// deployment is, through its environment.
 		deployed, err := deployedEnv(s.FuncURL, port, dataDir)
 		if err != nil {
 			s.stop()
 			return nil, err
 		}
-		cmd = exec.Command(bin)
-		env = append(env, deployed...)
+		args, env = nil, append(env, deployed...)
 	}
 	if s.logFile, err = os.Create(filepath.Join(dir, "runner.log")); err != nil {
 		s.stop()
 		return nil, err
 	}
+	cmd := exec.Command(bin, args...)
 	cmd.Env = env
 	cmd.Stdout, cmd.Stderr = s.logFile, s.logFile
 	if s.proc, err = runnerproc.Start(cmd); err != nil {
@@ -131,8 +129,9 @@ func (s *stack) startFake(cfg Config, fakePort int, dataDir string) ([]string, e
 }
 
 // deployedEnv is the environment of the deployed target: its port, and
-// the settings a deployment passes, with a file token store and a fresh
-// key set in dataDir.
+// the settings deploy.sh passes, with a file token store and a fresh key
+// set file in dataDir where a deployment names Firestore and Secret Manager
+// (the local runner sets the same defaults itself).
 func deployedEnv(funcURL string, port int, dataDir string) ([]string, error) {
 	if err := os.MkdirAll(dataDir, 0o700); err != nil {
 		return nil, err
