@@ -11,7 +11,8 @@
 // environment as a deployment is, so that its memory and CPU are the
 // deployed functions' and nothing else's; -target local runs the local
 // runner (functions/cmd/local) instead, which also links the home page
-// and the fake Google. Then it
+// and the fake Google. Either way this tool calls that process "the
+// runner" in its reports. Then it
 //
 //  1. measures the time from the runner's process start to the first
 //     request its functions serve (the first request builds the App);
@@ -98,7 +99,7 @@ import (
 )
 
 func main() {
-	// The runner and the floor are built without cgo, as the buildpack
+	// The functions and the floor are built without cgo, as the buildpack
 	// builds the functions, unless the environment says otherwise.
 	if os.Getenv("CGO_ENABLED") == "" {
 		os.Setenv("CGO_ENABLED", "0")
@@ -113,7 +114,7 @@ func main() {
 	flag.StringVar(&cfg.Query, "query", cfg.Query, `ListMessages query string, e.g. "maxResults=10&format=metadata"`)
 	flag.DurationVar(&cfg.Baseline, "baseline", cfg.Baseline, "length of the direct Gmail baseline phase (0: skip)")
 	flag.StringVar(&cfg.Target, "target", cfg.Target, "what serves the functions: deployed (the buildpack's program for Cloud Functions, nothing else in it) or local (the local runner, with its home page and fake Google)")
-	flag.StringVar(&cfg.Fake, "fake", cfg.Fake, "where the fake Google runs: runner (inside the local runner) or tool (inside this tool, so the runner's RSS is the functions' alone)")
+	flag.StringVar(&cfg.Fake, "fake", cfg.Fake, "where the fake Google runs: runner (inside the local runner; needs -target local) or tool (inside this tool, so the runner's RSS is the functions' alone)")
 	flag.IntVar(&cfg.GOMAXPROCS, "gomaxprocs", cfg.GOMAXPROCS, "GOMAXPROCS of the runner (0: the Go default)")
 	flag.StringVar(&cfg.Runner, "runner", cfg.Runner, "a binary of -target already built (default: go build it)")
 	flag.BoolVar(&cfg.Keep, "keep", cfg.Keep, "keep the temporary folder (runner log, token store)")
@@ -158,7 +159,7 @@ type Config struct {
 	Target      string        // TargetDeployed or TargetLocal
 	Fake        string        // FakeInRunner or FakeInTool
 	GOMAXPROCS  int           // of the runner; 0: Go's default
-	Runner      string        // prebuilt runner binary; "" builds one
+	Runner      string        // prebuilt binary of Target; "" builds one
 	Keep        bool
 	Floor       bool        // also measure the floor target
 	Log         *log.Logger // progress; nil: none
