@@ -6,6 +6,7 @@ import (
 	"io"
 	"maps"
 	"net/http"
+	"reflect"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -77,9 +78,9 @@ func TestListMessages_Metadata_FieldsFromTheMailboxInPageOrder(t *testing.T) {
 	}
 	for i, got := range p.Messages {
 		m := mailbox[i] // the mailbox is newest first, as Gmail lists it
-		want := messages.Message{ID: m.ID, ThreadID: m.ThreadID, From: m.From, To: m.To, Subject: m.Subject,
-			Date: m.Date.Format(rfc5322Date), Snippet: m.Snippet}
-		if got != want {
+		want := messages.Message{ID: m.ID, ThreadID: m.ThreadID, Metadata: &messages.Metadata{From: m.From, To: m.To, Subject: m.Subject,
+			Date: m.Date.Format(rfc5322Date), Snippet: m.Snippet}}
+		if !reflect.DeepEqual(got, want) {
 			t.Errorf("message %d:\n got %+v\nwant %+v", i, got, want)
 		}
 	}
@@ -159,7 +160,7 @@ func TestListMessages_Metadata_QuotaBudget(t *testing.T) {
 		t.Fatalf("%d messages, nextPageToken %q", len(p.Messages), p.NextPageToken)
 	}
 	for i, m := range p.Messages {
-		if m.From == "" || m.Subject == "" || m.Date == "" {
+		if m.Metadata == nil || m.From == "" || m.Subject == "" || m.Date == "" {
 			t.Fatalf("message %d lacks metadata: %+v", i, m)
 		}
 	}
@@ -189,7 +190,7 @@ func TestListMessages_Metadata_ConcurrencyBounded(t *testing.T) {
 		return true
 	})
 	p := decode[messages.Page](t, h.get("/ListMessages?format=metadata&maxResults=30", "Accept", jsonAccept))
-	if len(p.Messages) != 30 || p.Messages[29].Subject == "" {
+	if len(p.Messages) != 30 || p.Messages[29].Metadata == nil || p.Messages[29].Subject == "" {
 		t.Fatalf("%d messages, want 30 with metadata", len(p.Messages))
 	}
 	wantCalls(t, h, map[string]int{fakegoogle.CountGmailList: 1, fakegoogle.CountGmailBatch: 6, fakegoogle.CountGmailBatchPart: 30})
@@ -237,7 +238,7 @@ func TestListMessages_Metadata_DeletedMessageWithoutMetadata(t *testing.T) {
 		t.Fatalf("%d messages, want 10", len(p.Messages))
 	}
 	for i, m := range p.Messages {
-		if (m.Subject == "") != (i == 4) || m.ID != mailbox[i].ID {
+		if (m.Metadata == nil) != (i == 4) || m.ID != mailbox[i].ID || (m.Metadata != nil && m.Subject == "") {
 			t.Errorf("message %d: %+v; want metadata on all but message 4", i, m)
 		}
 	}
@@ -267,7 +268,7 @@ func TestListMessages_Metadata_TokenRefusedInTheBatch(t *testing.T) {
 				if e := decode[apiError](t, resp); resp.StatusCode != http.StatusUnauthorized || e.Code != "reauthorization_required" {
 					t.Fatalf("status %d %+v, want 401 reauthorization_required", resp.StatusCode, e)
 				}
-			} else if p := decode[messages.Page](t, resp); resp.StatusCode != http.StatusOK || len(p.Messages) != 10 || p.Messages[9].Subject == "" {
+			} else if p := decode[messages.Page](t, resp); resp.StatusCode != http.StatusOK || len(p.Messages) != 10 || p.Messages[9].Metadata == nil || p.Messages[9].Subject == "" {
 				t.Fatalf("status %d, page %+v; want 10 messages with metadata", resp.StatusCode, p)
 			}
 			wantCalls(t, h, map[string]int{fakegoogle.CountGmailList: 1, fakegoogle.CountTokenRefresh: 1,
@@ -321,7 +322,7 @@ func TestListMessages_TransientGmailFault_RetriedAndSucceeds(t *testing.T) {
 				fastRetries(h, time.Millisecond)
 				h.fake.FailMessage("m0003", f, 1)
 				p := decode[messages.Page](t, h.get("/ListMessages?format=metadata", "Accept", jsonAccept))
-				if len(p.Messages) != 5 || p.Messages[2].ID != "m0003" || p.Messages[2].Subject == "" {
+				if len(p.Messages) != 5 || p.Messages[2].ID != "m0003" || p.Messages[2].Metadata == nil || p.Messages[2].Subject == "" {
 					t.Fatalf("page %+v", p)
 				}
 				// 5 parts, then the failed one again.

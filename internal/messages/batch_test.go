@@ -260,7 +260,7 @@ func BenchmarkBatchCodec(b *testing.B) {
 			fillMetadata(&msgs[j], a.msg)
 		}
 	}
-	if msgs[n-1].Subject != "Lunch on Thursday" {
+	if msgs[n-1].Metadata == nil || msgs[n-1].Subject != "Lunch on Thursday" {
 		b.Fatalf("message %+v", msgs[n-1])
 	}
 }

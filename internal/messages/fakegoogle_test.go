@@ -129,7 +129,7 @@ func TestFakeGoogle_Metadata(t *testing.T) {
 		t.Fatalf("got %d messages after %v, want 25 after %v", len(page.Messages), got, want)
 	}
 	for _, m := range page.Messages {
-		if m.From == "" || m.To == "" || m.Subject == "" || m.Date == "" || m.Snippet == "" {
+		if m.Metadata == nil || m.From == "" || m.To == "" || m.Subject == "" || m.Date == "" || m.Snippet == "" {
 			t.Errorf("message %+v lacks metadata", m)
 		}
 	}
@@ -189,7 +189,7 @@ func TestFakeGoogle_Metadata_PartsFailingAreSentAgain(t *testing.T) {
 				if m.ID != plain.Messages[i].ID {
 					t.Fatalf("message %d is %s, want %s", i, m.ID, plain.Messages[i].ID)
 				}
-				if got, want := m.Subject != "", !slices.Contains(tt.noMetadata, i); got != want {
+				if got, want := m.Metadata != nil && m.Subject != "", !slices.Contains(tt.noMetadata, i); got != want {
 					t.Errorf("message %d has metadata: %v, want %v", i, got, want)
 				}
 			}

@@ -182,9 +182,11 @@ func TestList_MetadataFillsHeadersInOrder(t *testing.T) {
 		}
 		want = append(want, messages.Message{
 			ID: mid, ThreadID: "t" + mid,
-			From: "sender" + mid + "@example.com", To: "demo@example.com",
-			Subject: "subject " + mid, Date: "Mon, 2 Jan 2006 15:04:05 -0700",
-			Snippet: "snippet " + mid,
+			Metadata: &messages.Metadata{
+				From: "sender" + mid + "@example.com", To: "demo@example.com",
+				Subject: "subject " + mid, Date: "Mon, 2 Jan 2006 15:04:05 -0700",
+				Snippet: "snippet " + mid,
+			},
 		})
 	}
 	if !reflect.DeepEqual(page.Messages, want) {
@@ -235,7 +237,7 @@ func TestList_MetadataBatchSizes(t *testing.T) {
 				t.Errorf("1 list and batches of %v, want %d list and batches of %v", sizes, fg.lists.Load(), tt.want)
 			}
 			for i, m := range page.Messages {
-				if m.ID != id(i) || ids[i] != id(i) || m.Subject != "subject "+id(i) {
+				if m.ID != id(i) || ids[i] != id(i) || m.Metadata == nil || m.Subject != "subject "+id(i) {
 					t.Fatalf("message %d: %+v, batched as %s; want %s with its metadata, once each, in order", i, m, ids[i], id(i))
 				}
 			}

@@ -91,16 +91,26 @@ type Query struct {
 	Metadata bool
 }
 
-// Message is one listed message. The metadata fields are set only with
-// Query.Metadata.
+// Message is one listed message. Its Metadata is set only with
+// Query.Metadata, and its fields then encode beside the ids.
+//
+// Metadata is a pointer so that a plain listing, the common case, holds
+// 40 bytes per message rather than 112: a page of 100 is one 4 KB
+// allocation, not 12 KB, for each request (see BENCHMARKS.md).
 type Message struct {
 	ID       string `json:"id"`
 	ThreadID string `json:"threadId"`
-	From     string `json:"from,omitempty"`
-	To       string `json:"to,omitempty"`
-	Subject  string `json:"subject,omitempty"`
-	Date     string `json:"date,omitempty"`
-	Snippet  string `json:"snippet,omitempty"`
+	*Metadata
+}
+
+// Metadata is what Query.Metadata adds to a Message: some of its headers
+// and its snippet.
+type Metadata struct {
+	From    string `json:"from,omitempty"`
+	To      string `json:"to,omitempty"`
+	Subject string `json:"subject,omitempty"`
+	Date    string `json:"date,omitempty"`
+	Snippet string `json:"snippet,omitempty"`
 }
 
 // Page is the answer to List, shaped as the ListMessages response JSON.

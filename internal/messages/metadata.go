@@ -298,10 +298,11 @@ func decodeAnswer(resp *http.Response) answer {
 	return answer{msg: &m}
 }
 
-// fillMetadata copies m's headers and snippet into dst. For a repeated
-// header the first one counts.
+// fillMetadata sets dst's Metadata to m's headers and snippet. For a
+// repeated header the first one counts.
 func fillMetadata(dst *Message, m *metadataAnswer) {
-	dst.Snippet = m.Snippet
+	md := &Metadata{Snippet: m.Snippet}
+	dst.Metadata = md
 	if m.Payload == nil {
 		return
 	}
@@ -309,13 +310,13 @@ func fillMetadata(dst *Message, m *metadataAnswer) {
 		var field *string
 		switch {
 		case strings.EqualFold(h.Name, "From"):
-			field = &dst.From
+			field = &md.From
 		case strings.EqualFold(h.Name, "To"):
-			field = &dst.To
+			field = &md.To
 		case strings.EqualFold(h.Name, "Subject"):
-			field = &dst.Subject
+			field = &md.Subject
 		case strings.EqualFold(h.Name, "Date"):
-			field = &dst.Date
+			field = &md.Date
 		default:
 			continue
 		}

@@ -24,7 +24,7 @@ func TestList_Metadata_OnlyFailedPartsSentAgain(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, m := range page.Messages {
-		if m.Subject == "" {
+		if m.Metadata == nil || m.Subject == "" {
 			t.Errorf("message %s has no metadata", m.ID)
 		}
 	}
@@ -146,7 +146,7 @@ func TestList_Metadata_RefusedTokenRefreshedOnce(t *testing.T) {
 				t.Errorf("sent again with %q, want the new token", fg.batchAuth[1])
 			}
 			for _, m := range page.Messages {
-				if m.Subject == "" {
+				if m.Metadata == nil || m.Subject == "" {
 					t.Errorf("message %s has no metadata", m.ID)
 				}
 			}
