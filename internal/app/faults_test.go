@@ -182,13 +182,9 @@ func countResourcesBut(p *firestoretest.Proxy) resources {
 	return resources{r.goroutines - g, r.fds - f}
 }
 
-// settlesTo waits up to d for the counts to come back to base (plus slack
-// for the runtime's own), and returns the last counts and whether they did.
-func settlesTo(base resources, slack int, d time.Duration) (resources, bool) {
-	return settlesToBy(countResources, base, slack, d)
-}
-
-// settlesToBy is settlesTo with the counts taken by count.
+// settlesToBy waits up to d for the counts taken by count to come back to
+// base (plus slack for the runtime's own), and returns the last counts and
+// whether they did.
 func settlesToBy(count func() resources, base resources, slack int, d time.Duration) (resources, bool) {
 	deadline := time.Now().Add(d)
 	for {
